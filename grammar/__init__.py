@@ -1,0 +1,1 @@
+"""The SWCI grammar (swci.lark), shipped inside the wheel as package data of `swci.grammar`."""

@@ -1,0 +1,7 @@
+"""python -m swci."""
+
+import sys
+
+from swci.cli import main
+
+sys.exit(main())

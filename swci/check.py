@@ -1,0 +1,59 @@
+"""swci --check: validate SWCI scripts and task/profile YAML files without running anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from swci.language.parser import ScriptSyntaxErrors, parse_script
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a checked file, at 1-based line and column."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+def check_yaml(path: str, text: str) -> list[Problem]:
+    """YAML syntax problems (task and profile schemas join when the SWOP issue lands)."""
+    try:
+        list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        if mark is None:
+            return [Problem(path, 1, 1, f"invalid YAML: {problem}")]
+        return [Problem(path, mark.line + 1, mark.column + 1, f"invalid YAML: {problem}")]
+    return []
+
+
+def check_script(path: str, text: str) -> list[Problem]:
+    """Every syntax problem of an SWCI script."""
+    try:
+        parse_script(text, source=path)
+    except ScriptSyntaxErrors as exc:
+        return [Problem(path, p.line, p.column, p.message) for p in exc.problems]
+    return []
+
+
+def check_file(path: str) -> list[Problem]:
+    """Check one file by its kind: YAML by suffix, anything else as an SWCI script."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return [Problem(path, 1, 1, f"cannot read file: {reason}")]
+    if path.lower().endswith(YAML_SUFFIXES):
+        return check_yaml(path, text)
+    return check_script(path, text)

@@ -1,0 +1,104 @@
+"""The swci command: interactive shell, init scripts, batch scripts, piped input, --check."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from swci import __version__
+from swci.check import check_file
+from swci.interpreter import ExitCode, Interpreter, SessionState, StreamOutput
+from swci.language.parser import ScriptSyntaxErrors, parse_script
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of swci."""
+    parser = argparse.ArgumentParser(
+        prog="swci",
+        description="SWCI, the Swarm Learning command interface. Without options: an "
+                    "interactive shell (or batch mode when commands are piped in).")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--init-script", "--init-script-name", metavar="FILE",
+                      default=os.environ.get("SWCI_STARTUP_SCRIPT"),
+                      help="run FILE, then stay interactive unless it ends in EXIT")
+    mode.add_argument("--script", metavar="FILE", help="run FILE in batch mode and exit")
+    mode.add_argument("--check", metavar="FILE", nargs="+",
+                      help="validate SWCI scripts and task/profile YAML files; run nothing")
+    parser.add_argument("--usr-dir", metavar="DIR",
+                        help="the user directory: the working directory to start in, where "
+                             "--init-script is looked up, and what /platform/swarm/usr maps to")
+    parser.add_argument("--version", action="version", version=f"swci {__version__}")
+    return parser
+
+
+def _session(usr_dir: str | None) -> SessionState:
+    if usr_dir:
+        path = Path(usr_dir).expanduser().resolve()
+        if not path.is_dir():
+            raise SystemExit(f"swci: --usr-dir {usr_dir}: not a directory")
+        return SessionState(cwd=path, usr_dir=path)
+    return SessionState(cwd=Path.cwd())
+
+
+def _read_script(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(f"swci: cannot read {path}: {reason}", file=sys.stderr)
+        raise SystemExit(ExitCode.SYNTAX_ERROR) from None
+
+
+def run_text(interp: Interpreter, text: str, source: str) -> ExitCode | None:
+    """Parse a whole script first (nothing runs on a syntax error), then run it."""
+    try:
+        lines = parse_script(text, source=source)
+    except ScriptSyntaxErrors as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"swci: {len(exc.problems)} syntax error(s) in {source}; nothing was run",
+              file=sys.stderr)
+        return ExitCode.SYNTAX_ERROR
+    return interp.run_script(lines, StreamOutput())
+
+
+def _interactive_or_batch(interp: Interpreter) -> int:
+    if sys.stdin.isatty():
+        from swci.shell.app import run_shell
+
+        return run_shell(interp)
+    code = run_text(interp, sys.stdin.read(), "<stdin>")
+    return int(code or ExitCode.OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the swci console script."""
+    args = build_parser().parse_args(argv)
+    if args.check:
+        problems = [problem for path in args.check for problem in check_file(path)]
+        for problem in problems:
+            print(problem)
+        bad = {p.path for p in problems}
+        for path in args.check:
+            if path not in bad:
+                print(f"{path}: OK")
+        return ExitCode.SYNTAX_ERROR if problems else ExitCode.OK
+    interp = Interpreter(_session(args.usr_dir))
+    try:
+        if args.script:
+            path = Path(args.script)
+            return int(run_text(interp, _read_script(path), str(path)) or ExitCode.OK)
+        if args.init_script:
+            path = Path(args.init_script)
+            if not path.is_absolute() and interp.state.usr_dir is not None \
+                    and not path.exists():
+                path = interp.state.usr_dir / path
+            code = run_text(interp, _read_script(path), str(path))
+            if code is not None:
+                return int(code)
+        return _interactive_or_batch(interp)
+    except KeyboardInterrupt:
+        print("\nswci: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED

@@ -1,0 +1,247 @@
+"""Commands served by the Swarm Network of the active context: contracts, tasks, taskrunners,
+nodes. Each goes through the one SwarmNetworkClient interface."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import yaml
+
+from swci.interpreter.handlers.format import fields, rows
+from swci.interpreter.interpreter import CommandFailed, Interpreter
+from swci.interpreter.output import Output
+from swci.language import commands as c
+from swci.registry import handles
+
+TASK_DEFINITION_KEYS = ("Name", "TaskType", "Author", "Prereq", "Outcome", "Body")
+TERMINAL_STATES = ("COMPLETE", "ERROR", "IDLE")
+DEFAULT_MAX_WAIT_MINUTES = 120.0
+POLL_SECONDS = 2.0
+
+# -- nodes ----------------------------------------------------------------------------------------
+
+
+@handles(c.ListNodes, "List the nodes registered in the Swarm Network (SN, SL, SWOP) with their "
+                      "parent SN and last sign of life.")
+def list_nodes(interp: Interpreter, cmd: c.ListNodes, out: Output) -> None:
+    rows(out, interp.network().list_nodes(), empty="No nodes are registered")
+
+
+# -- training contracts ----------------------------------------------------------------------------
+
+
+@handles(c.CreateContract, "Create a training contract, for a training that runs beside others.")
+def create_contract(interp: Interpreter, cmd: c.CreateContract, out: Output) -> None:
+    interp.network().create_contract(cmd.training_contract_name)
+    out.line(f"CONTRACT CREATED : {cmd.training_contract_name}")
+
+
+@handles(c.ListContracts, "List the training contracts.")
+def list_contracts(interp: Interpreter, cmd: c.ListContracts, out: Output) -> None:
+    rows(out, interp.network().list_contracts())
+
+
+@handles(c.GetContractInfo, "Show a training contract's static information.")
+def get_contract_info(interp: Interpreter, cmd: c.GetContractInfo, out: Output) -> None:
+    fields(out, interp.network().contract_info(cmd.training_contract_name))
+
+
+@handles(c.GetContractStatus, "Show a training contract's state.")
+def get_contract_status(interp: Interpreter, cmd: c.GetContractStatus, out: Output) -> None:
+    fields(out, interp.network().contract_status(cmd.training_contract_name))
+
+
+@handles(c.Perfdata, "Show, per SL-ML pair of a training, its leader status, loss, metric and "
+                     "epochs.")
+def perfdata(interp: Interpreter, cmd: c.Perfdata, out: Output) -> None:
+    rows(out, interp.network().perfdata(cmd.training_contract_name),
+         empty="No performance data yet")
+
+
+@handles(c.ResetContract, "Return a completed training contract to its initial state, so the "
+                          "training can run again.")
+def reset_contract(interp: Interpreter, cmd: c.ResetContract, out: Output) -> None:
+    interp.network().reset_contract(cmd.training_contract_name)
+    out.line(f"CONTRACT RESET : {cmd.training_contract_name}")
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+
+def load_task_definition(interp: Interpreter, path: str) -> dict[str, Any]:
+    """Read a task YAML (relative to the working directory); errors name file:line:col."""
+    target = interp.state.resolve(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandFailed(f"Cannot read task definition {target}: {exc.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{target}:{mark.line + 1}:{mark.column + 1}" if mark else str(target)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CommandFailed(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(document, dict):
+        raise CommandFailed(f"{target}:1:1: a task definition is a mapping with the keys "
+                            f"{', '.join(TASK_DEFINITION_KEYS)}")
+    missing = [key for key in TASK_DEFINITION_KEYS if key not in document]
+    if missing:
+        raise CommandFailed(f"{target}: missing key{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(missing)}")
+    return document
+
+
+@handles(c.CreateTaskFrom, "Validate a task definition YAML file, then register the task and "
+                           "its body.")
+def create_task_from(interp: Interpreter, cmd: c.CreateTaskFrom, out: Output) -> None:
+    definition = load_task_definition(interp, cmd.task_def_file)
+    out.line("Task definition is valid")
+    interp.network().register_task(definition)
+    out.line(f"Task Registered : {definition['Name']}")
+
+
+@handles(c.CreateTask, "Register an empty task header; APPEND TASK BODY fills it in.")
+def create_task(interp: Interpreter, cmd: c.CreateTask, out: Output) -> None:
+    interp.network().create_task({"Name": cmd.task_name, "TaskType": cmd.task_type,
+                                  "Author": cmd.author, "Prereq": cmd.prereq,
+                                  "Outcome": cmd.outcome})
+    out.line(f"Task Registered : {cmd.task_name}")
+
+
+@handles(c.AppendTaskBody, "Add or replace line <BodyIndex> (1 or more) of a task that is not "
+                           "finalized.")
+def append_task_body(interp: Interpreter, cmd: c.AppendTaskBody, out: Output) -> None:
+    interp.network().append_task_body(cmd.task_name, cmd.body_index, cmd.body_line)
+    out.line(f"Task Body Appended : {cmd.task_name} line {cmd.body_index}")
+
+
+@handles(c.FinalizeTask, "Freeze a task so it can be assigned; it can no longer change.")
+def finalize_task(interp: Interpreter, cmd: c.FinalizeTask, out: Output) -> None:
+    interp.network().finalize_task(cmd.task_name)
+    out.line(f"Task Finalized : {cmd.task_name}")
+
+
+@handles(c.DeleteTask, "Delete a task that is not finalized.")
+def delete_task(interp: Interpreter, cmd: c.DeleteTask, out: Output) -> None:
+    interp.network().delete_task(cmd.task_name)
+    out.line(f"Task Deleted : {cmd.task_name}")
+
+
+@handles(c.GetTaskInfo, "Show a task's header: type, author, prerequisite, outcome, state.")
+def get_task_info(interp: Interpreter, cmd: c.GetTaskInfo, out: Output) -> None:
+    fields(out, interp.network().task_info(cmd.task_name))
+
+
+@handles(c.GetTaskBody, "Print a task's body as numbered lines.")
+def get_task_body(interp: Interpreter, cmd: c.GetTaskBody, out: Output) -> None:
+    for index, line in enumerate(interp.network().task_body(cmd.task_name)):
+        out.line(f"{index:04d}: {line}")
+
+
+@handles(c.ListTasks, "List the tasks, ROOTTASK first.")
+def list_tasks(interp: Interpreter, cmd: c.ListTasks, out: Output) -> None:
+    rows(out, interp.network().list_tasks())
+
+
+# -- taskrunners -----------------------------------------------------------------------------------
+
+
+@handles(c.CreateTaskrunner, "Create a taskrunner, for a group of SWOPs that runs its own tasks.")
+def create_taskrunner(interp: Interpreter, cmd: c.CreateTaskrunner, out: Output) -> None:
+    interp.network().create_taskrunner(cmd.taskrunner_name)
+    out.line(f"TASKRUNNER CREATED : {cmd.taskrunner_name}")
+
+
+@handles(c.ListTaskrunners, "List the taskrunners.")
+def list_taskrunners(interp: Interpreter, cmd: c.ListTaskrunners, out: Output) -> None:
+    rows(out, interp.network().list_taskrunners())
+
+
+@handles(c.GetTaskrunnerInfo, "Show a taskrunner's static information.")
+def get_taskrunner_info(interp: Interpreter, cmd: c.GetTaskrunnerInfo, out: Output) -> None:
+    fields(out, interp.network().taskrunner_info(cmd.taskrunner_name))
+
+
+@handles(c.AssignTask, "Start a finalized task on an idle taskrunner; <PeersNeeded> peers must "
+                       "succeed (SL-ML pairs for RUN_SWARM, SWOPs otherwise).")
+def assign_task(interp: Interpreter, cmd: c.AssignTask, out: Output) -> None:
+    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, peers=cmd.peers_needed)
+    out.line("Task assigned to TaskRunner")
+
+
+@handles(c.AssignTaskAllPeers, "Start a task on every SWOP listening on the taskrunner.")
+def assign_task_all_peers(interp: Interpreter, cmd: c.AssignTaskAllPeers, out: Output) -> None:
+    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, all_peers=True)
+    out.line("Task assigned to TaskRunner")
+
+
+@handles(c.AssignTaskTarget, "Run a task on one SWOP (UID from LIST NODES): adds it to a running "
+                             "task or retries its failed part.")
+def assign_task_target(interp: Interpreter, cmd: c.AssignTaskTarget, out: Output) -> None:
+    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, target=cmd.swop_uid)
+    out.line("Task assigned to TaskRunner")
+
+
+@handles(c.GetTaskrunnerStatus, "Show a taskrunner's current task, its state and its peers.")
+def get_taskrunner_status(interp: Interpreter, cmd: c.GetTaskrunnerStatus, out: Output) -> None:
+    fields(out, interp.network().taskrunner_status(cmd.taskrunner_name))
+
+
+@handles(c.GetTaskrunnerPeerStatus, "Show one enrolled SWOP's status, by index or UID.")
+def get_taskrunner_peer_status(interp: Interpreter, cmd: c.GetTaskrunnerPeerStatus,
+                               out: Output) -> None:
+    fields(out, interp.network().taskrunner_peer_status(cmd.taskrunner_name, cmd.swop_peer))
+
+
+@handles(c.ListTaskrunnerPeers, "List the SWOPs enrolled on a taskrunner.")
+def list_taskrunner_peers(interp: Interpreter, cmd: c.ListTaskrunnerPeers, out: Output) -> None:
+    rows(out, interp.network().taskrunner_peers(cmd.taskrunner_name),
+         empty="No SWOP is enrolled")
+
+
+@handles(c.ResetTaskrunner, "Return a taskrunner to idle and clean up what its task started.")
+def reset_taskrunner(interp: Interpreter, cmd: c.ResetTaskrunner, out: Output) -> None:
+    interp.network().reset_taskrunner(cmd.taskrunner_name)
+    out.line(f"TASKRUNNER RESET : {cmd.taskrunner_name}")
+
+
+def max_wait_minutes(task_type: str | None, env: dict[str, str] | None = None) -> float:
+    """SWCI_RUN_TASK_MAX_WAIT_TIME for RUN_SWARM, SWCI_GENERIC_TASK_MAX_WAIT_TIME otherwise."""
+    env = dict(os.environ if env is None else env)
+    name = ("SWCI_RUN_TASK_MAX_WAIT_TIME" if task_type == "RUN_SWARM"
+            else "SWCI_GENERIC_TASK_MAX_WAIT_TIME")
+    raw = env.get(name) or env.get("SWCI_TASK_MAX_WAIT_TIME")
+    try:
+        return float(raw) if raw else DEFAULT_MAX_WAIT_MINUTES
+    except ValueError:
+        raise CommandFailed(f"{name}={raw!r} is not a number of minutes") from None
+
+
+@handles(c.WaitForTaskrunner, "Wait until the taskrunner's task completes or fails; a failure "
+                              "shows each failed peer's reason.")
+def wait_for_taskrunner(interp: Interpreter, cmd: c.WaitForTaskrunner, out: Output) -> None:
+    client = interp.network()
+    status = client.taskrunner_status(cmd.taskrunner_name)
+    limit = max_wait_minutes(status.get("TASK_TYPE"))
+    out.line(f"WAITING FOR TASKRUNNER TO COMPLETE - Maximum wait time is : {limit:g} mins")
+    deadline = interp.monotonic() + limit * 60
+    while str(status.get("TASK_STATE", "")).upper() not in TERMINAL_STATES:
+        if interp.monotonic() >= deadline:
+            out.line("WARNING - Maximum configured SWCI wait time is over")
+            raise CommandFailed(f"Taskrunner {cmd.taskrunner_name} did not finish within "
+                                f"{limit:g} mins (state {status.get('TASK_STATE', 'unknown')})")
+        out.status(f"Taskrunner {cmd.taskrunner_name}: {status.get('TASK_STATE', '?')} "
+                   f"{status.get('PROGRESS', '')}".rstrip())
+        interp.sleep(POLL_SECONDS)
+        status = client.taskrunner_status(cmd.taskrunner_name)
+    state = str(status.get("TASK_STATE")).upper()
+    out.line("TASKRUNNER FINISHED")
+    out.line(f"STATE : {state}")
+    out.line(f"TIME  : {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+    if state == "ERROR":
+        for failure in status.get("FAILED_PEERS", []) or []:
+            out.line(f"FAILED PEER : {failure}")
+        raise CommandFailed("Task has failed, check TASKRUNNER PEER STATUS for Error description")

@@ -1,0 +1,124 @@
+"""The SWCI interpreter: runs command objects with HPE's semantics (prompt counter, ERROR lines,
+EXIT ON FAILURE, EXIT), one line or a whole parsed script at a time."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from swci.interpreter.output import Output
+from swci.interpreter.state import Context, SessionState
+from swci.language.commands import Command
+from swci.language.errors import SwciSyntaxError
+from swci.language.parser import ScriptLine, parse_line
+from swci.network import NetworkError, SwarmNetworkClient, client_for
+from swci.registry import spec_for
+
+ClientFactory = Callable[[str, int], SwarmNetworkClient]
+
+
+class CommandFailed(Exception):
+    """A command that could not do its job; printed as 'ERROR : <message>'."""
+
+
+class Outcome(enum.Enum):
+    """What became of one command."""
+
+    OK = "ok"
+    FAILED = "failed"
+    EXIT = "exit"
+    STOP = "stop"  # failed while EXIT ON FAILURE was on
+
+
+class ExitCode(enum.IntEnum):
+    """swci's exit codes."""
+
+    OK = 0
+    STOPPED_ON_FAILURE = 1
+    SYNTAX_ERROR = 2
+    INTERRUPTED = 130
+
+
+class Interpreter:
+    """Runs SWCI commands against a session state."""
+
+    def __init__(self, state: SessionState | None = None, *,
+                 client_factory: ClientFactory = client_for,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.state = state or SessionState(cwd=Path.cwd())
+        self.client_factory = client_factory
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.exit_requested = False
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def execute(self, command: Command, out: Output) -> Outcome:
+        """Run one command; advance the prompt counter; turn failures into ERROR lines."""
+        spec = spec_for(command.RULE)
+        try:
+            spec.handler(self, command, out)
+            outcome = Outcome.OK
+        except (CommandFailed, NetworkError) as exc:
+            out.error(str(exc))
+            outcome = Outcome.FAILED
+        finally:
+            self.state.counter += 1
+        if self.exit_requested:
+            return Outcome.EXIT
+        if outcome is Outcome.FAILED and self.state.exit_on_failure:
+            return Outcome.STOP
+        return outcome
+
+    def run_line(self, text: str, out: Output, *, source: str = "<input>") -> Outcome:
+        """Parse and run one typed line; a syntax error prints an ERROR with its column."""
+        try:
+            command = parse_line(text, source=source)
+        except SwciSyntaxError as exc:
+            out.error(f"syntax error at column {exc.column}: {exc.message}")
+            return Outcome.STOP if self.state.exit_on_failure else Outcome.FAILED
+        if command is None:
+            return Outcome.OK
+        return self.execute(command, out)
+
+    def run_script(self, lines: Iterable[ScriptLine], out: Output) -> ExitCode | None:
+        """Run parsed lines, echoing each after the prompt. Returns the exit code if the session
+        ended (EXIT, or a failure under EXIT ON FAILURE), else None."""
+        for line in lines:
+            out.echo(f"{self.state.prompt}{line.text}".rstrip())
+            if line.command is None:
+                continue
+            outcome = self.execute(line.command, out)
+            if outcome is Outcome.EXIT:
+                return ExitCode.OK
+            if outcome is Outcome.STOP:
+                out.echo("EXIT ON FAILURE is on: stopping after the failed command above.")
+                return ExitCode.STOPPED_ON_FAILURE
+        return None
+
+    # -- services for handlers -------------------------------------------------------------------
+
+    def current_context(self) -> Context:
+        """The active context, or a failure that says how to make one."""
+        name = self.state.current
+        if name is None or name not in self.state.contexts:
+            raise CommandFailed("No context is set. Use CREATE CONTEXT <name> WITH IP <ip> and "
+                                "SWITCH CONTEXT <name> first")
+        return self.state.contexts[name]
+
+    def context_named(self, name: str | None) -> Context:
+        """The named context (or the active one when name is None)."""
+        if name is None:
+            return self.current_context()
+        if name not in self.state.contexts:
+            known = ", ".join(sorted(self.state.contexts)) or "none yet"
+            raise CommandFailed(f"Context {name!r} does not exist (known contexts: {known})")
+        return self.state.contexts[name]
+
+    def network(self, context: Context | None = None) -> SwarmNetworkClient:
+        """The client for the active context's (or the given context's) API server."""
+        context = context or self.current_context()
+        return self.client_factory(context.host, context.port)

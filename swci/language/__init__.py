@@ -1,0 +1,1 @@
+"""The SWCI language: grammar loading, command objects, parsing, syntax lines and expectations."""

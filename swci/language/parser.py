@@ -1,0 +1,115 @@
+"""Load the SWCI grammar and parse lines and whole scripts into command objects."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import dataclass
+
+from lark import Lark, Token, UnexpectedInput
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
+
+from swci.language.commands import Command, CommandValueError
+from swci.language.errors import SwciSyntaxError
+from swci.language.transformer import CommandBuilder
+
+
+@functools.cache
+def grammar_text() -> str:
+    """The text of grammar/swci.lark, as shipped in the package."""
+    return (importlib.resources.files("swci.grammar") / "swci.lark").read_text(encoding="utf-8")
+
+
+@functools.cache
+def line_parser() -> Lark:
+    """The LALR parser for one SWCI line (cached; built once per process)."""
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        maybe_placeholders=True,
+        propagate_positions=True,
+        cache=False,
+    )
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    """One line of a script: its number, its text, and its command (None for blank or comment)."""
+
+    number: int
+    text: str
+    command: Command | None
+
+
+def parse_line(text: str, *, line: int = 1, source: str = "<input>") -> Command | None:
+    """Parse one line; None for a blank or comment line. Raises SwciSyntaxError."""
+    if "\n" in text.rstrip("\n"):
+        raise SwciSyntaxError(source, line, text.index("\n") + 1, "one command per line", text)
+    text = text.rstrip("\n")
+    try:
+        tree = line_parser().parse(text)
+        return CommandBuilder(line=line, text=text).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, CommandValueError):
+            err = exc.orig_exc
+            raise SwciSyntaxError(source, line, err.column, err.message, text) from None
+        raise
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, line, source) from None
+
+
+def parse_script(text: str, *, source: str = "<script>") -> list[ScriptLine]:
+    """Parse every line of a script. Raises ScriptSyntaxErrors listing every bad line."""
+    lines: list[ScriptLine] = []
+    problems: list[SwciSyntaxError] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        try:
+            lines.append(ScriptLine(number, raw, parse_line(raw, line=number, source=source)))
+        except SwciSyntaxError as exc:
+            problems.append(exc)
+    if problems:
+        raise ScriptSyntaxErrors(problems)
+    return lines
+
+
+class ScriptSyntaxErrors(Exception):
+    """Every syntax problem found in a script."""
+
+    def __init__(self, problems: list[SwciSyntaxError]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, line: int, source: str) -> SwciSyntaxError:
+    """Turn a Lark error into a message that names the word, what fits there, and a guess."""
+    from swci.language.expect import describe_expected, expected_at, suggest_keyword
+
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+        position = len(text.rstrip())
+    elif isinstance(exc, (UnexpectedToken, UnexpectedCharacters)):
+        position = exc.token.start_pos if isinstance(exc, UnexpectedToken) else exc.pos_in_stream
+        if isinstance(exc, UnexpectedToken) and isinstance(exc.token, Token):
+            position = exc.token.start_pos or 0
+    else:  # UnexpectedEOF and friends
+        position = len(text.rstrip())
+    position = position or 0
+    start = position
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    end = position
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    word = text[start:end]
+    expectation = expected_at(text[:start])
+    wanted = describe_expected(expectation)
+    if isinstance(exc, UnexpectedEOF) or not word:
+        message = f"incomplete command: expected {wanted}" if wanted else "incomplete command"
+    else:
+        message = f"unexpected '{word}'"
+        if wanted:
+            message += f"; expected {wanted}"
+        guess = suggest_keyword(word, expectation)
+        if guess:
+            message += f" (did you mean {guess}?)"
+    return SwciSyntaxError(source, line, start + 1, message, text)

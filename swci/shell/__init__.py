@@ -1,0 +1,1 @@
+"""The interactive SWCI prompt (prompt_toolkit): completion, highlighting, history, toolbar."""

@@ -1,0 +1,18 @@
+"""The bottom toolbar: the active context, the failure policy, and where help is."""
+
+from __future__ import annotations
+
+from swci.interpreter import Interpreter
+
+
+def toolbar_text(interp: Interpreter) -> str:
+    """One line describing the session."""
+    state = interp.state
+    if state.current and state.current in state.contexts:
+        context = state.contexts[state.current]
+        where = f"context {context.name} ({context.service or context.endpoint})"
+    else:
+        where = "no context (CREATE CONTEXT <name> WITH IP <ip>)"
+    failure = "on" if state.exit_on_failure else "off"
+    return (f" {where} | EXIT ON FAILURE {failure} | HELP lists commands | Tab completes"
+            " | Ctrl-D exits")
