@@ -6,7 +6,7 @@ import functools
 import importlib.resources
 from dataclasses import dataclass
 
-from lark import Lark, Token, UnexpectedInput
+from lark import Lark, UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
 from swci.language.commands import Command, CommandValueError
@@ -49,14 +49,15 @@ def parse_line(text: str, *, line: int = 1, source: str = "<input>") -> Command 
     text = text.rstrip("\n")
     try:
         tree = line_parser().parse(text)
-        return CommandBuilder(line=line, text=text).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CommandValueError):
-            err = exc.orig_exc
-            raise SwciSyntaxError(source, line, err.column, err.message, text) from None
-        raise
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, line, source) from None
+    try:
+        return CommandBuilder(line=line, text=text).transform(tree)
+    except (CommandValueError, VisitError) as exc:
+        err = exc.orig_exc if isinstance(exc, VisitError) else exc
+        if not isinstance(err, CommandValueError):
+            raise
+        raise SwciSyntaxError(source, line, err.column, err.message, text) from None
 
 
 def parse_script(text: str, *, source: str = "<script>") -> list[ScriptLine]:
@@ -85,25 +86,26 @@ def _syntax_error(exc: UnexpectedInput, text: str, line: int, source: str) -> Sw
     """Turn a Lark error into a message that names the word, what fits there, and a guess."""
     from swci.language.expect import describe_expected, expected_at, suggest_keyword
 
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        position = len(text.rstrip())
-    elif isinstance(exc, (UnexpectedToken, UnexpectedCharacters)):
-        position = exc.token.start_pos if isinstance(exc, UnexpectedToken) else exc.pos_in_stream
-        if isinstance(exc, UnexpectedToken) and isinstance(exc.token, Token):
+    incomplete = isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END")
+    if incomplete:
+        start = end = len(text.rstrip())
+    else:
+        if isinstance(exc, UnexpectedToken):
             position = exc.token.start_pos or 0
-    else:  # UnexpectedEOF and friends
-        position = len(text.rstrip())
-    position = position or 0
-    start = position
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
-    end = position
-    while end < len(text) and not text[end].isspace():
-        end += 1
+        elif isinstance(exc, UnexpectedCharacters):
+            position = exc.pos_in_stream
+        else:
+            position = len(text.rstrip())
+        start = end = position
+        while start > 0 and not text[start - 1].isspace():
+            start -= 1
+        while end < len(text) and not text[end].isspace():
+            end += 1
     word = text[start:end]
     expectation = expected_at(text[:start])
     wanted = describe_expected(expectation)
-    if isinstance(exc, UnexpectedEOF) or not word:
+    if incomplete or not word:
         message = f"incomplete command: expected {wanted}" if wanted else "incomplete command"
     else:
         message = f"unexpected '{word}'"
