@@ -55,15 +55,14 @@ class CommandBuilder(Transformer):
             token = children[0]
             return Arg(role=str(data), value=token_value(token), column=token.column)
         many = cls.list_fields()
-        args: dict[str, Any] = {name: [] for name in many}
+        values: dict[str, list[Any]] = {name: [] for name in many}
         columns: dict[str, int] = {}
         for arg in children:
             if arg is None:
                 continue
             columns.setdefault(arg.role, arg.column)
-            if arg.role in many:
-                args[arg.role].append(arg.value)
-            else:
-                args[arg.role] = arg.value
+            values.setdefault(arg.role, []).append(arg.value)
+        args = {role: found if role in many or len(found) > 1 else found[0]
+                for role, found in values.items()}
         column = getattr(meta, "column", 1) if not meta.empty else 1
         return cls.build(args, columns, line=self.line, column=column, text=self.text)
