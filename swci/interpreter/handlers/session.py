@@ -134,7 +134,8 @@ def help_(interp: Interpreter, cmd: c.Help, out: Output) -> None:
     if not matches:
         asked = " ".join(cmd.help_topic).upper()
         close = difflib.get_close_matches(asked, command_names(), n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(close)}?" if close else "; HELP lists every command"
+        guesses = ", ".join(close[:-1]) + " or " + close[-1] if len(close) > 1 else "".join(close)
+        hint = f"; did you mean {guesses}?" if close else "; HELP lists every command"
         raise CommandFailed(f"No command is called {asked!r}{hint}")
     for spec in matches:
         for line in spec.syntax:
