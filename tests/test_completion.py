@@ -16,7 +16,13 @@ NAMES = StaticNames({
 
 
 def texts(line: str, cwd: Path | None = None) -> list[str]:
-    return [s.text for s in suggest(line, NAMES, cwd)]
+    """What Tab would insert (hints, which insert nothing, left out)."""
+    return [s.text for s in suggest(line, NAMES, cwd) if s.text]
+
+
+def hints(line: str) -> list[str]:
+    """The values to type that the completion menu shows without inserting."""
+    return [s.display for s in suggest(line, NAMES) if not s.text]
 
 
 def test_first_word_lists_every_command_start():
@@ -50,6 +56,7 @@ def test_task_names_then_taskrunner_names():
 def test_after_taskrunner_name():
     assert sorted(texts("ASSIGN TASK t TO tr ")) == ["TARGET", "WITH"]
     assert texts("ASSIGN TASK t TO tr WITH ") == ["ALL"]
+    assert hints("ASSIGN TASK t TO tr WITH ") == ["<PeersNeeded : int>"]
     assert texts("ASSIGN TASK t TO tr WITH 2 ") == ["PEERS"]
     assert texts("ASSIGN TASK t TO tr TARGET ") == ["0a1b-swop"]
 
@@ -82,6 +89,8 @@ def test_exit_on_failure_switch():
 
 def test_wait_for_forms():
     assert texts("WAIT FOR ") == ["IP", "SERVICE", "TASKRUNNER"]
+    assert hints("WAIT FOR ") == ["<Host : string>"]
+    assert hints("SLEEP ") == ["<Seconds : number>"]
 
 
 def test_multi_word_help():
@@ -108,5 +117,12 @@ def test_nothing_after_a_complete_command_or_invalid_prefix():
 
 def test_suggestions_say_what_they_are():
     kinds = {s.text: s.meta for s in suggest("ASSIGN TASK ", NAMES)}
-    assert kinds == {"build_task": "TaskName", "swarm_task": "TaskName"}
+    assert kinds == {"build_task": "task", "swarm_task": "task"}
     assert {s.meta for s in suggest("", NAMES)} == {"keyword"}
+    assert {s.meta for s in suggest("SWITCH CONTEXT ", NAMES)} == {"context"}
+
+
+def test_keyword_case_follows_the_last_keyword_typed():
+    assert texts("create ") == ["context", "contract", "task", "taskrunner"]
+    assert texts("assign task T1 to TR ") == ["target", "with"]
+    assert texts("ASSIGN TASK t ") == ["TO"]

@@ -22,13 +22,15 @@ def test_comment():
     assert styled("# only") == [("class:comment", "# only")]
 
 
-def test_error_from_the_first_bad_token():
-    assert styled("LIST TASKSS now")[-1] == ("class:error", "S now")
+def test_error_from_the_start_of_the_first_bad_word():
+    assert styled("LIST TASKSS now")[-1] == ("class:error", "TASKSS now")
     assert styled("FOO BAR") == [("class:error", "FOO BAR")]
+    assert styled("LIST TASKSS")[-1] == ("class:error", "TASKSS")
 
 
 def test_incomplete_line_is_not_an_error():
-    assert all(style != "class:error" for style, _ in styled("CREATE CONTRACT"))
+    for line in ("CREATE CONTRACT", "HEL", "CREATE CONT", "LIST TASK", 'SET CONTEXT ENV k "a b'):
+        assert all(style != "class:error" for style, _ in styled(line)), line
 
 
 def test_fragments_cover_the_line():

@@ -153,7 +153,10 @@ BAD = [
     ("LIST TASKS extra", 12, "unexpected 'extra'; expected end of line"),
     ("GET TASKRUNNER PEER STATUS tr", 30, "expected <SwopPeer : int|string>"),
     ("SET CONTEXT ENV onlyname", 25, "incomplete command"),
-    ('SWITCH CONTEXT "unterminated', 16, "unexpected"),
+    ('SWITCH CONTEXT "unterminated', 16,
+     """unterminated quote: '"unterminated' needs a closing \""""),
+    ("SWITCH CONTEXT 'abc", 16, """unterminated quote: "'abc" needs a closing '"""),
+    ("FROB x", 1, "unexpected 'FROB': not a command (HELP lists them)"),
     ("LIST CONTEXTS\tNODES", 15, "unexpected 'NODES'"),
 ]
 

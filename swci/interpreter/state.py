@@ -37,6 +37,7 @@ class SessionState:
     current: str | None = None
     exit_on_failure: bool = False
     counter: int = 0
+    previous_cwd: Path | None = None
 
     @property
     def prompt(self) -> str:

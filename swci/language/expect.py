@@ -82,8 +82,6 @@ def _roles_in(values: list[object]) -> set[str]:
             for sub in value.iter_subtrees():
                 if any(isinstance(c, Token) and c == _PROBE for c in sub.children):
                     found.add(str(sub.data))
-        elif hasattr(value, "role") and getattr(value, "value", None) == _PROBE:
-            found.add(value.role)
     return found
 
 
@@ -113,8 +111,6 @@ def describe_expected(expectation: Expectation) -> str:
         items.append("end of line")
     if not items:
         return "end of line" if expectation.end_ok else ""
-    if len(items) > 12:
-        items = items[:12] + ["..."]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 

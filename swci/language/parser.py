@@ -105,13 +105,20 @@ def _syntax_error(exc: UnexpectedInput, text: str, line: int, source: str) -> Sw
     word = text[start:end]
     expectation = expected_at(text[:start])
     wanted = describe_expected(expectation)
+    quote = word[:1] if word[:1] in "\"'" else ""
+    shown = f'"{word}"' if "'" in word else f"'{word}'"
     if incomplete or not word:
         message = f"incomplete command: expected {wanted}" if wanted else "incomplete command"
+    elif quote and text.count(quote, start) < 2:
+        message = f"unterminated quote: {shown} needs a closing {quote}"
     else:
-        message = f"unexpected '{word}'"
-        if wanted:
-            message += f"; expected {wanted}"
         guess = suggest_keyword(word, expectation)
+        if not expectation.tokens:
+            message = f"unexpected {shown}: not a command (HELP lists them)"
+        else:
+            message = f"unexpected {shown}"
+            if wanted:
+                message += f"; expected {wanted}"
         if guess:
             message += f" (did you mean {guess}?)"
     return SwciSyntaxError(source, line, start + 1, message, text)

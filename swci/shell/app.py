@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
+from prompt_toolkit.utils import get_cwidth
 
 from swci.interpreter import ExitCode, Interpreter, Outcome, StreamOutput
 from swci.language.errors import SwciSyntaxError
-from swci.language.parser import parse_line
+from swci.language.parser import ScriptSyntaxErrors, parse_line, parse_script
 from swci.shell.completer import SwciCompleter
 from swci.shell.lexer import SwciLexer
 from swci.shell.names import LiveNames
@@ -30,11 +32,12 @@ def history_path() -> Path:
     return config / "swci" / "history"
 
 
-def build_session(interp: Interpreter, names: LiveNames) -> PromptSession:
-    """One PromptSession with every piece of the shell wired in."""
+def build_session(interp: Interpreter, names: LiveNames, **io: Any) -> PromptSession:
+    """One PromptSession with every piece of the shell wired in (io: input=, output= for tests)."""
     path = history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     return PromptSession(
+        **io,
         history=FileHistory(str(path)),
         auto_suggest=AutoSuggestFromHistory(),
         completer=SwciCompleter(names, cwd=lambda: interp.state.cwd),
@@ -45,10 +48,10 @@ def build_session(interp: Interpreter, names: LiveNames) -> PromptSession:
     )
 
 
-def run_shell(interp: Interpreter) -> int:
+def run_shell(interp: Interpreter, **io: Any) -> int:
     """Read, run, repeat until EXIT or Ctrl-D. Ctrl-C clears the line or cancels a wait."""
     names = LiveNames(interp)
-    session = build_session(interp, names)
+    session = build_session(interp, names, **io)
     out = StreamOutput(sys.stdout)
     print("SWCI - Swarm Learning command interface. HELP lists commands; Tab completes.")
     while True:
@@ -59,21 +62,42 @@ def run_shell(interp: Interpreter) -> int:
             continue
         except EOFError:
             return ExitCode.OK
+        code = run_entry(interp, out, prompt, text)
+        names.refresh()
+        if code is not None:
+            return code
+
+
+def run_entry(interp: Interpreter, out: StreamOutput, prompt: str, text: str) -> int | None:
+    """Run what was typed (or pasted: several lines run as a script). The exit code if the
+    session ends, else None."""
+    try:
+        if "\n" in text.strip():
+            try:
+                lines = parse_script(text, source="<pasted>")
+            except ScriptSyntaxErrors as exc:
+                for problem in exc.problems:
+                    out.error(f"syntax error at line {problem.line} column {problem.column}: "
+                              f"{problem.message}")
+                out.line("Nothing was run.")
+                return None
+            code = interp.run_script(lines, out)
+            return None if code is None else int(code)
         try:
             command = parse_line(text, source="<prompt>")
         except SwciSyntaxError as exc:
-            print(" " * (len(prompt) + exc.column - 1) + "^")
+            print(" " * (get_cwidth(prompt + text[: exc.column - 1])) + "^")
             out.error(f"syntax error at column {exc.column}: {exc.message}")
-            continue
+            return None
         if command is None:
-            continue
-        try:
-            outcome = interp.execute(command, out)
-        except KeyboardInterrupt:
-            out.error("Cancelled")
-            continue
-        names.refresh()
-        if outcome is Outcome.EXIT:
-            return ExitCode.OK
-        if outcome is Outcome.STOP:
-            return ExitCode.STOPPED_ON_FAILURE
+            return None
+        outcome = interp.execute(command, out)
+    except KeyboardInterrupt:
+        out.error("Cancelled")
+        return None
+    if outcome is Outcome.EXIT:
+        return ExitCode.OK
+    if outcome is Outcome.STOP:
+        out.echo("EXIT ON FAILURE is on: ending the session after the failed command above.")
+        return ExitCode.STOPPED_ON_FAILURE
+    return None

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from swci.language.expect import expected_at
-from swci.language.syntax import pascal
+from lark import Token
+
+from swci.language.expect import expected_at, keyword_text
+from swci.language.syntax import placeholder
 from swci.registry import command_names
 
 ROLE_SOURCES = {
@@ -46,12 +48,20 @@ class StaticNames:
         return list(self.by_kind.get(kind, []))
 
 
+KIND_LABELS = {
+    "contexts": "context", "contracts": "contract", "tasks": "task",
+    "taskrunners": "taskrunner", "swops": "SWOP UID", "files": "file", "dirs": "directory",
+}
+
+
 @dataclass(frozen=True)
 class Suggestion:
-    """One completion: the text to insert, and what it is (keyword, or the role it fills)."""
+    """One completion: the text to insert and what it is. A hint has no text: it shows the value
+    to type (e.g. <PeersNeeded : int>) without inserting anything."""
 
     text: str
     meta: str
+    display: str = ""
 
 
 def split_partial(text: str) -> tuple[str, str]:
@@ -68,6 +78,17 @@ def _match_case(keyword: str, partial: str) -> str:
     if partial and partial.islower() and keyword.isupper():
         return keyword.lower()
     return keyword
+
+
+def _case_hint(tokens: list[Token], partial: str) -> str:
+    """The user's casing: the partial word, else the last keyword typed."""
+    if partial:
+        return partial
+    keywords = keyword_text()
+    for token in reversed(tokens):
+        if token.type in keywords and str(token).isalpha():
+            return str(token)
+    return ""
 
 
 def _paths(partial: str, cwd: Path, dirs_only: bool) -> list[str]:
@@ -106,23 +127,25 @@ def suggest(text: str, names: NameSource, cwd: Path | None = None) -> list[Sugge
     prefix, partial = split_partial(text)
     expectation = expected_at(prefix)
     wanted = partial.upper()
-    out = [Suggestion(_match_case(k, partial), "keyword")
+    case = _case_hint(expectation.tokens, partial)
+    out = [Suggestion(_match_case(k, case), "keyword")
            for k in expectation.keywords if k.upper().startswith(wanted)]
     seen = {s.text for s in out}
     for role in expectation.roles:
         kind = ROLE_SOURCES.get(role)
+        label = KIND_LABELS.get(kind or "", "command")
         if role == "help_topic":
-            candidates = [_match_case(w, partial) for w in
+            candidates = [_match_case(w, case) for w in
                           _help_words([str(t) for t in expectation.tokens])]
-            kind = "command"
         elif kind in ("files", "dirs"):
             candidates = _paths(partial, cwd or Path.cwd(), dirs_only=kind == "dirs")
         elif kind:
             candidates = names.names(kind)
         else:
-            continue
-        for candidate in candidates:
-            if candidate.upper().startswith(wanted) and candidate not in seen:
-                seen.add(candidate)
-                out.append(Suggestion(candidate, pascal(role)))
+            candidates = []
+        matching = [c for c in candidates if c.upper().startswith(wanted) and c not in seen]
+        seen.update(matching)
+        out.extend(Suggestion(candidate, label) for candidate in matching)
+        if not partial and not matching and role != "help_topic":
+            out.append(Suggestion("", "type a value", display=placeholder(role)))
     return out

@@ -12,6 +12,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.lexers import Lexer
 
+from swci.language.expect import expected_at
 from swci.language.parser import line_parser
 
 _STYLES = {"WORD": "class:name", "STRING": "class:string", "INT": "class:number",
@@ -44,6 +45,10 @@ def highlight(line: str) -> StyleAndTextTuples:
                 styles[i] = "class:comment"
             break
     if error_at is not None:
+        error_at = _word_start(line, error_at)
+        if _still_typing(line, error_at):
+            error_at = None
+    if error_at is not None:
         for i in range(error_at, len(line)):
             styles[i] = "class:error"
     fragments: StyleAndTextTuples = []
@@ -53,6 +58,26 @@ def highlight(line: str) -> StyleAndTextTuples:
         else:
             fragments.append((style, ch))
     return fragments
+
+
+def _word_start(line: str, position: int) -> int:
+    while position > 0 and not line[position - 1].isspace():
+        position -= 1
+    return position
+
+
+def _still_typing(line: str, start: int) -> bool:
+    """True when the bad part is the end of the line and may still become valid: a prefix of a
+    keyword that fits there, or a quoted value not closed yet."""
+    rest = line[start:]
+    if not rest:
+        return False
+    expectation = expected_at(line[:start])
+    if rest[0] in "\"'" and rest.count(rest[0]) == 1:
+        return bool(expectation.roles)
+    if any(ch.isspace() for ch in rest):
+        return False
+    return any(k.upper().startswith(rest.upper()) for k in expectation.keywords)
 
 
 class SwciLexer(Lexer):

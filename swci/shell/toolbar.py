@@ -10,9 +10,8 @@ def toolbar_text(interp: Interpreter) -> str:
     state = interp.state
     if state.current and state.current in state.contexts:
         context = state.contexts[state.current]
-        where = f"context {context.name} ({context.service or context.endpoint})"
+        where = f"{context.name} ({context.service or context.endpoint})"
     else:
-        where = "no context (CREATE CONTEXT <name> WITH IP <ip>)"
+        where = "no context"
     failure = "on" if state.exit_on_failure else "off"
-    return (f" {where} | EXIT ON FAILURE {failure} | HELP lists commands | Tab completes"
-            " | Ctrl-D exits")
+    return f" {where} | EXIT ON FAILURE {failure} | HELP  Tab  Ctrl-D exits"

@@ -58,17 +58,20 @@ def sleep(interp: Interpreter, cmd: c.Sleep, out: Output) -> None:
     interp.sleep(cmd.seconds)
 
 
-@handles(c.Cd, "Change the shell's working directory (to --usr-dir or home when none is given).")
+@handles(c.Cd, "Change the shell's working directory (- goes back; none goes to --usr-dir or "
+               "home).")
 def cd(interp: Interpreter, cmd: c.Cd, out: Output) -> None:
     state = interp.state
     if cmd.dir_path is None:
         target = state.usr_dir or state.resolve("~")
+    elif cmd.dir_path == "-":
+        target = state.previous_cwd or state.cwd
     else:
         target = state.resolve(cmd.dir_path)
     if not target.is_dir():
         what = "is not a directory" if target.exists() else "does not exist"
         raise CommandFailed(f"Cannot change directory: {target} {what}")
-    state.cwd = target
+    state.previous_cwd, state.cwd = state.cwd, target
     out.line(f"Current Directory : {target}")
 
 
@@ -107,8 +110,8 @@ def pwd(interp: Interpreter, cmd: c.Pwd, out: Output) -> None:
     out.line(str(interp.state.cwd))
 
 
-@handles(c.ExitOnFailure, "With ON (the default) a failing command ends the session; OFF goes on "
-                          "after failures.")
+@handles(c.ExitOnFailure, "EXIT ON FAILURE (or ... ON) makes the next failing command end the "
+                          "session; ... OFF, the default, goes on after failures.")
 def exit_on_failure(interp: Interpreter, cmd: c.ExitOnFailure, out: Output) -> None:
     interp.state.exit_on_failure = cmd.enabled
     out.line(f"EXIT ON FAILURE IS TURNED {'ON' if cmd.enabled else 'OFF'}")
