@@ -47,7 +47,7 @@ def test_tab_completes_keywords_and_context_names(interp, capsys):
         interp,
         "CREATE CONTEXT lab WITH IP 127.0.0.1" + ENTER,
         "swi", TAB, " con", TAB, " la", TAB, ENTER,
-        "get cont", TAB, " i", TAB, ENTER,
+        "get conte", TAB, " i", TAB, ENTER,
     )
     out = capsys.readouterr().out
     assert code == 0
