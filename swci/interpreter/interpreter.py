@@ -91,12 +91,18 @@ class Interpreter:
             out.echo(f"{self.state.prompt}{line.text}".rstrip())
             if line.command is None:
                 continue
-            outcome = self.execute(line.command, out)
-            if outcome is Outcome.EXIT:
-                return ExitCode.OK
-            if outcome is Outcome.STOP:
-                out.echo("EXIT ON FAILURE is on: stopping after the failed command above.")
-                return ExitCode.STOPPED_ON_FAILURE
+            code = self.session_end(self.execute(line.command, out), out)
+            if code is not None:
+                return code
+        return None
+
+    def session_end(self, outcome: Outcome, out: Output) -> ExitCode | None:
+        """The exit code when an outcome ends the session (saying why on a failure), else None."""
+        if outcome is Outcome.EXIT:
+            return ExitCode.OK
+        if outcome is Outcome.STOP:
+            out.echo("EXIT ON FAILURE is on: ending the session after the failed command above.")
+            return ExitCode.STOPPED_ON_FAILURE
         return None
 
     # -- services for handlers -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.utils import get_cwidth
 
-from swci.interpreter import ExitCode, Interpreter, Outcome, StreamOutput
+from swci.interpreter import ExitCode, Interpreter, StreamOutput
 from swci.language.errors import SwciSyntaxError
 from swci.language.parser import ScriptSyntaxErrors, parse_line, parse_script
 from swci.shell.completer import SwciCompleter
@@ -95,9 +95,5 @@ def run_entry(interp: Interpreter, out: StreamOutput, prompt: str, text: str) ->
     except KeyboardInterrupt:
         out.error("Cancelled")
         return None
-    if outcome is Outcome.EXIT:
-        return ExitCode.OK
-    if outcome is Outcome.STOP:
-        out.echo("EXIT ON FAILURE is on: ending the session after the failed command above.")
-        return ExitCode.STOPPED_ON_FAILURE
-    return None
+    code = interp.session_end(outcome, out)
+    return None if code is None else int(code)
