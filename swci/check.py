@@ -25,16 +25,22 @@ class Problem:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a YAML error, 1-based; line and column None when unknown."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return None, None, problem
+    return mark.line + 1, mark.column + 1, problem
+
+
 def check_yaml(path: str, text: str) -> list[Problem]:
     """YAML syntax problems (task and profile schemas join when the SWOP issue lands)."""
     try:
         list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        if mark is None:
-            return [Problem(path, 1, 1, f"invalid YAML: {problem}")]
-        return [Problem(path, mark.line + 1, mark.column + 1, f"invalid YAML: {problem}")]
+        line, column, problem = yaml_problem(exc)
+        return [Problem(path, line or 1, column or 1, f"invalid YAML: {problem}")]
     return []
 
 

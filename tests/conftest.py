@@ -18,7 +18,7 @@ class FakeNetwork:
     def __init__(self, endpoint: str, up: bool = True) -> None:
         self.endpoint = endpoint
         self.up = up
-        self.statuses: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = [{"TASK_STATE": "COMPLETE"}]
         self.calls: list[tuple[str, tuple]] = []
 
     def _check(self, name: str, *args: Any) -> None:

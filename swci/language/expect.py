@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lark import Token, Tree, UnexpectedInput
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
-from swci.language.parser import line_parser
+from swci.language.parser import line_parser, terminal_literals
 from swci.language.syntax import placeholder
 
 VALUE_TERMINALS = ("WORD", "STRING", "INT", "NUMBER", "BODY_LINE")
@@ -34,13 +34,8 @@ class Expectation:
 @functools.cache
 def keyword_text() -> dict[str, str]:
     """Keyword terminal name -> the literal as the grammar writes it (e.g. CREATE -> CREATE)."""
-    out = {}
-    for terminal in line_parser().terminals:
-        pattern = terminal.pattern
-        if pattern.type == "str" and terminal.name not in VALUE_TERMINALS \
-                and not terminal.name.startswith("_"):
-            out[terminal.name] = pattern.value
-    return out
+    return {name: literal for name, literal in terminal_literals().items()
+            if name not in VALUE_TERMINALS and not name.startswith("_")}
 
 
 def interactive_after(prefix: str) -> tuple[InteractiveParser, list[Token]] | None:

@@ -33,6 +33,12 @@ def line_parser() -> Lark:
     )
 
 
+@functools.cache
+def terminal_literals() -> dict[str, str]:
+    """Terminal name -> its literal as the grammar writes it, for terminals that are literals."""
+    return {t.name: t.pattern.value for t in line_parser().terminals if t.pattern.type == "str"}
+
+
 @dataclass(frozen=True)
 class ScriptLine:
     """One line of a script: its number, its text, and its command (None for blank or comment)."""

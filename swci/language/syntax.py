@@ -104,6 +104,8 @@ def pascal(role: str) -> str:
 
 def role_type(role: str) -> str:
     """The display type of a role rule: string, int, number, text, or its keyword choices."""
+    from swci.language.parser import terminal_literals
+
     rule = grammar_rules().get(role)
     if rule is None:
         return "string"
@@ -113,21 +115,12 @@ def role_type(role: str) -> str:
             if token in _TYPES:
                 kind = _TYPES[token]
             elif token.isupper():
-                kind = _terminal_literal(token) or token
+                kind = terminal_literals().get(token, token)
             else:
                 continue
             if kind not in kinds:
                 kinds.append(kind)
     return "|".join(kinds) or "string"
-
-
-def _terminal_literal(name: str) -> str | None:
-    from swci.language.parser import line_parser
-
-    for terminal in line_parser().terminals:
-        if terminal.name == name and terminal.pattern.type == "str":
-            return terminal.pattern.value
-    return None
 
 
 def placeholder(role: str, optional: bool = False, many: bool = False) -> str:

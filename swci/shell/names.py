@@ -6,7 +6,6 @@ import threading
 from typing import Any
 
 from swci.interpreter import Interpreter
-from swci.network import NetworkError
 
 _NETWORK_LISTS = {
     "contracts": "list_contracts",
@@ -59,7 +58,7 @@ class LiveNames:
             nodes = client.list_nodes()
             found["swops"] = sorted(str(n.get("UUID", "")) for n in nodes
                                     if isinstance(n, dict) and n.get("NodeType") == "SWOP")
-        except (NetworkError, Exception):  # noqa: BLE001 - completion must never break the prompt
+        except Exception:  # noqa: BLE001 - completion must never break the prompt
             return
         with self._lock:
             self._network = found

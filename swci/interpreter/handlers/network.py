@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from swci.check import yaml_problem
 from swci.interpreter.handlers.format import fields, rows
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output
@@ -80,9 +81,8 @@ def load_task_definition(interp: Interpreter, path: str) -> dict[str, Any]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{target}:{mark.line + 1}:{mark.column + 1}" if mark else str(target)
-        problem = getattr(exc, "problem", None) or str(exc)
+        line, column, problem = yaml_problem(exc)
+        where = f"{target}:{line}:{column}" if line else str(target)
         raise CommandFailed(f"{where}: invalid YAML: {problem}") from None
     if not isinstance(document, dict):
         raise CommandFailed(f"{target}:1:1: a task definition is a mapping with the keys "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,10 +37,11 @@ class Command:
             COMMAND_CLASSES[rule] = cls
 
     @classmethod
-    def list_fields(cls) -> set[str]:
+    @functools.cache
+    def list_fields(cls) -> frozenset[str]:
         """Fields that collect a repeated argument into a list."""
         hints = typing.get_type_hints(cls)
-        return {name for name, hint in hints.items() if typing.get_origin(hint) is list}
+        return frozenset(name for name, hint in hints.items() if typing.get_origin(hint) is list)
 
     @classmethod
     def build(cls, args: dict[str, Any], columns: dict[str, int], **position: Any) -> Command:
