@@ -6,20 +6,17 @@ import os
 import ssl
 from pathlib import Path
 
+from swarmlearning.identity.tls import ENV_PREFIX, Identity, client_context, trust_context
+
 
 def client_ssl_context(env: dict[str, str] | None = None) -> ssl.SSLContext:
     """A client context trusting SWARM_ID_CAPATH/SWARM_ID_CACERT, presenting SWARM_ID_CERT/KEY."""
     env = dict(os.environ if env is None else env)
-    context = ssl.create_default_context()
-    cacert, capath = env.get("SWARM_ID_CACERT"), env.get("SWARM_ID_CAPATH")
-    if cacert or capath:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if cacert:
-            context.load_verify_locations(cafile=cacert)
-        if capath:
-            for pem in sorted(Path(capath).glob("*.pem")):
-                context.load_verify_locations(cafile=str(pem))
-    cert, key = env.get("SWARM_ID_CERT"), env.get("SWARM_ID_KEY")
-    if cert:
-        context.load_cert_chain(certfile=cert, keyfile=key or None)
-    return context
+    identity = Identity.from_env(env, prefix=ENV_PREFIX)
+    if identity is not None:
+        return client_context(identity)
+    capath, cacert = env.get(f"{ENV_PREFIX}CAPATH"), env.get(f"{ENV_PREFIX}CACERT")
+    if capath or cacert:
+        return trust_context(Path(capath) if capath else None, Path(cacert) if cacert else None,
+                             source=ENV_PREFIX)
+    return ssl.create_default_context()

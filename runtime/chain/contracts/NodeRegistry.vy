@@ -1,0 +1,78 @@
+# pragma version ==0.4.3
+# @title NodeRegistry
+# @notice Who is in the swarm: SN, SL and SWOP nodes with their address, parent SN and last sign
+#         of life. Each SN reports the liveness of all its nodes in one batched call.
+
+MAX_NODES: constant(uint256) = 4096
+MAX_BATCH: constant(uint256) = 128
+
+struct Node:
+    uid: String[64]
+    node_type: String[16]
+    host: String[160]
+    port: uint256
+    name: String[160]
+    parent: String[64]
+    registered_at: uint256
+    alive_at: uint256
+    active: bool
+
+event NodeChanged:
+    key: indexed(bytes32)
+    uid: String[64]
+    active: bool
+
+event NodesAlive:
+    keys: DynArray[bytes32, MAX_BATCH]
+    ts: uint256
+
+nodes: HashMap[bytes32, Node]
+keys: DynArray[bytes32, MAX_NODES]
+
+
+@external
+def register(uid: String[64], node_type: String[16], host: String[160], port: uint256,
+             name: String[160], parent: String[64], ts: uint256):
+    assert len(uid) > 0, "node uid is empty"
+    key: bytes32 = keccak256(uid)
+    if self.nodes[key].registered_at == 0:
+        self.keys.append(key)
+    self.nodes[key] = Node(uid=uid, node_type=node_type, host=host, port=port, name=name,
+                           parent=parent, registered_at=max(ts, 1), alive_at=ts, active=True)
+    log NodeChanged(key=key, uid=uid, active=True)
+
+
+@external
+def alive(keys: DynArray[bytes32, MAX_BATCH], ts: uint256):
+    for key: bytes32 in keys:
+        if self.nodes[key].registered_at != 0 and self.nodes[key].alive_at < ts:
+            self.nodes[key].alive_at = ts
+            self.nodes[key].active = True
+    log NodesAlive(keys=keys, ts=ts)
+
+
+@external
+def deregister(uid: String[64], ts: uint256):
+    key: bytes32 = keccak256(uid)
+    assert self.nodes[key].registered_at != 0, "node is not registered"
+    self.nodes[key].active = False
+    self.nodes[key].alive_at = ts
+    log NodeChanged(key=key, uid=uid, active=False)
+
+
+@view
+@external
+def node_count() -> uint256:
+    return len(self.keys)
+
+
+@view
+@external
+def key_at(index: uint256) -> bytes32:
+    return self.keys[index]
+
+
+@view
+@external
+def node(key: bytes32) -> Node:
+    return self.nodes[key]

@@ -1,0 +1,168 @@
+"""Typed access to the swarm's four contracts through web3: deployment, transactions, reads and
+the change log the SN cache follows.
+
+Writes send a transaction with a fixed gas allowance (no estimate round trip) and check its
+receipt; a reverted transaction is replayed as a call to recover the contract's reason, which
+becomes ChainRejected. Reads are plain calls; the SN caches them (swarmlearning.sn.view).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+CONTRACTS_DIR = Path(__file__).with_name("contracts")
+KINDS = ("nodes", "tasks", "runners", "trainings")
+CONTRACT_OF_KIND = {"nodes": "NodeRegistry", "tasks": "TaskBoard",
+                    "runners": "TaskRunnerBoard", "trainings": "TrainingBoard"}
+WRITE_GAS = 12_000_000
+
+
+class ChainRejected(Exception):
+    """A contract refused a write; the message is the contract's reason."""
+
+
+@cache
+def artifact(contract: str) -> dict[str, Any]:
+    """The committed ABI and bytecode of one contract."""
+    return json.loads((CONTRACTS_DIR / f"{contract}.json").read_text(encoding="utf-8"))
+
+
+def key_of(name: str) -> bytes:
+    """The mapping key of a name on chain: keccak256 of its UTF-8 bytes."""
+    return bytes(Web3.keccak(text=name))
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where the swarm's contracts live on one chain."""
+
+    chain_id: int
+    nodes: str
+    tasks: str
+    runners: str
+    trainings: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Addresses:
+        try:
+            return cls(chain_id=int(data["chain_id"]),
+                       **{kind: Web3.to_checksum_address(data[kind]) for kind in KINDS})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a contract address record: {exc}") from None
+
+
+def deploy(w3: Web3, sender: str) -> Addresses:
+    """Deploy the four contracts (a fresh swarm); the default objects exist afterwards."""
+    def one(contract: str, *args: Any) -> str:
+        spec = artifact(contract)
+        factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
+        tx = factory.constructor(*args).transact({"from": sender, "gas": 29_000_000})
+        receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"deploying {contract} failed")
+        return receipt["contractAddress"]
+
+    tasks = one("TaskBoard")
+    return Addresses(chain_id=w3.eth.chain_id, nodes=one("NodeRegistry"), tasks=tasks,
+                     runners=one("TaskRunnerBoard", tasks), trainings=one("TrainingBoard"))
+
+
+class Ledger:
+    """The swarm's contracts on one chain, written from one sender account."""
+
+    def __init__(self, w3: Web3, addresses: Addresses, sender: str) -> None:
+        self.w3 = w3
+        self.addresses = addresses
+        self.sender = sender
+        self.contracts = {kind: w3.eth.contract(address=getattr(addresses, kind),
+                                                abi=artifact(CONTRACT_OF_KIND[kind])["abi"])
+                          for kind in KINDS}
+        self._kind_of_address = {getattr(addresses, kind).lower(): kind for kind in KINDS}
+        self._topics = {kind: _event_topics(artifact(CONTRACT_OF_KIND[kind])["abi"])
+                        for kind in KINDS}
+        self._write_lock = threading.Lock()
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def transact(self, kind: str, function: str, *args: Any) -> dict[str, Any]:
+        """Send one transaction and wait for its receipt; a revert raises ChainRejected."""
+        call = getattr(self.contracts[kind].functions, function)(*args)
+        with self._write_lock:
+            tx = call.transact({"from": self.sender, "gas": WRITE_GAS})
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=120, poll_latency=0.05)
+        if receipt["status"] == 1:
+            return dict(receipt)
+        try:
+            call.call({"from": self.sender})
+        except ContractLogicError as exc:
+            raise ChainRejected(_reason(exc)) from None
+        raise ChainRejected(f"{function} was reverted by the chain (out of gas or state changed)")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read(self, kind: str, function: str, *args: Any) -> Any:
+        return getattr(self.contracts[kind].functions, function)(*args).call()
+
+    def keys(self, kind: str) -> list[bytes]:
+        count_fn = {"nodes": "node_count", "tasks": "task_count", "runners": "runner_count",
+                    "trainings": "contract_count"}[kind]
+        return [bytes(self.read(kind, "key_at", i)) for i in range(self.read(kind, count_fn))]
+
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
+    def changes(self, from_block: int, to_block: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """The contract events in a block range as (kind, event name, arguments), in order."""
+        raw = self.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block,
+                                    "address": [getattr(self.addresses, k) for k in KINDS]})
+        result = []
+        for entry in raw:
+            kind = self._kind_of_address.get(str(entry["address"]).lower())
+            if kind is None:
+                continue
+            decoded = self._decode(kind, entry)
+            if decoded is not None:
+                result.append((kind, decoded[0], decoded[1]))
+        return result
+
+    def _decode(self, kind: str, entry: Any) -> tuple[str, dict[str, Any]] | None:
+        topic = bytes(entry["topics"][0]) if entry["topics"] else b""
+        name = self._topics[kind].get(topic)
+        if name is None:
+            return None
+        processed = getattr(self.contracts[kind].events, name)().process_log(entry)
+        return name, dict(processed["args"])
+
+
+def _event_topics(abi: list[dict[str, Any]]) -> dict[bytes, str]:
+    """Event signature hash (topic 0) to event name."""
+    topics = {}
+    for item in abi:
+        if item.get("type") == "event":
+            signature = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+            topics[bytes(Web3.keccak(text=signature))] = item["name"]
+    return topics
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    kind = item["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){kind[5:]}"
+    return kind
+
+
+def _reason(exc: ContractLogicError) -> str:
+    message = str(exc.args[0] if exc.args else exc)
+    return message.removeprefix("execution reverted").lstrip(": ") or "the contract refused"

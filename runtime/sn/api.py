@@ -1,0 +1,179 @@
+"""The SN REST API (Starlette): one route table drives both the routing and the published
+OpenAPI document. Handlers are plain functions run in the thread pool; chain calls block."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from swarmlearning import __version__
+from swarmlearning.sn.service import ServiceError, SwarmService
+
+log = logging.getLogger("swarm.api")
+MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    handler: Callable[..., Any]
+    status: int = 200
+
+
+def _body(request: Request, raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_BODY_BYTES:
+        raise ServiceError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ServiceError(400, f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ServiceError(400, "request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type = str, required: bool = True) -> Any:
+    if name not in body or body[name] is None:
+        if required:
+            raise ServiceError(422, f"field {name!r} is required")
+        return None
+    value = body[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ServiceError(422, f"field {name!r} must be a whole number")
+    if kind is str and not isinstance(value, str):
+        raise ServiceError(422, f"field {name!r} must be a string")
+    if kind is list and not isinstance(value, list):
+        raise ServiceError(422, f"field {name!r} must be a list")
+    return value
+
+
+def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list[Endpoint]:
+    """The API: (method, path, summary, handler(params, body))."""
+    s = service
+    return [
+        Endpoint("GET", "/v1/version", "Version and identity of this SN", lambda p, b: info()),
+        Endpoint("GET", "/v1/nodes", "Active nodes (LIST NODES)", lambda p, b: s.list_nodes()),
+        Endpoint("POST", "/v1/nodes", "Register a node (SL, SWOP, SN) under its parent SN",
+                 lambda p, b: s.register_node(_field(b, "uid"), _field(b, "node_type"),
+                                              _field(b, "host"), _field(b, "port", int),
+                                              _field(b, "name", required=False) or "",
+                                              _field(b, "parent", required=False) or ""), 201),
+        Endpoint("POST", "/v1/nodes/alive", "Report that nodes are alive (one batch per SN)",
+                 lambda p, b: s.note_alive(_field(b, "uids", list))),
+        Endpoint("DELETE", "/v1/nodes/{uid}", "Mark a node as gone",
+                 lambda p, b: s.deregister_node(p["uid"]) or {}),
+        Endpoint("GET", "/v1/contracts", "Training contracts", lambda p, b: s.list_contracts()),
+        Endpoint("POST", "/v1/contracts", "Create a training contract",
+                 lambda p, b: s.create_contract(_field(b, "name")), 201),
+        Endpoint("GET", "/v1/contracts/{name}", "Training contract info",
+                 lambda p, b: s.contract_info(p["name"])),
+        Endpoint("GET", "/v1/contracts/{name}/status", "Training contract state",
+                 lambda p, b: s.contract_status(p["name"])),
+        Endpoint("GET", "/v1/contracts/{name}/perfdata", "Per-peer training progress",
+                 lambda p, b: s.perfdata(p["name"])),
+        Endpoint("POST", "/v1/contracts/{name}/reset", "Reset a completed training contract",
+                 lambda p, b: s.reset_contract(p["name"])),
+        Endpoint("GET", "/v1/tasks", "Tasks, ROOTTASK first", lambda p, b: s.list_tasks()),
+        Endpoint("POST", "/v1/tasks", "Create an empty task header",
+                 lambda p, b: s.create_task(b), 201),
+        Endpoint("POST", "/v1/tasks/definitions",
+                 "Register a task from a definition in HPE's task schema (header and body)",
+                 lambda p, b: s.register_task(b), 201),
+        Endpoint("GET", "/v1/tasks/{name}", "Task header", lambda p, b: s.task_info(p["name"])),
+        Endpoint("DELETE", "/v1/tasks/{name}", "Delete a task that is not finalized",
+                 lambda p, b: s.delete_task(p["name"])),
+        Endpoint("GET", "/v1/tasks/{name}/body", "Task body lines, line 0 first",
+                 lambda p, b: s.task_body(p["name"])),
+        Endpoint("POST", "/v1/tasks/{name}/body", "Set one body line",
+                 lambda p, b: s.append_task_body(p["name"], _field(b, "index", int),
+                                                 _field(b, "line"))),
+        Endpoint("POST", "/v1/tasks/{name}/finalize", "Finalize a task",
+                 lambda p, b: s.finalize_task(p["name"])),
+        Endpoint("GET", "/v1/taskrunners", "Taskrunners", lambda p, b: s.list_taskrunners()),
+        Endpoint("POST", "/v1/taskrunners", "Create a taskrunner",
+                 lambda p, b: s.create_taskrunner(_field(b, "name")), 201),
+        Endpoint("GET", "/v1/taskrunners/{name}", "Taskrunner info",
+                 lambda p, b: s.taskrunner_info(p["name"])),
+        Endpoint("POST", "/v1/taskrunners/{name}/assign", "Assign a finalized task",
+                 lambda p, b: s.assign_task(p["name"], _field(b, "task"),
+                                            peers=b.get("peers"),
+                                            all_peers=bool(b.get("all_peers")),
+                                            target=b.get("target"))),
+        Endpoint("GET", "/v1/taskrunners/{name}/status", "Taskrunner state and peers",
+                 lambda p, b: s.taskrunner_status(p["name"])),
+        Endpoint("GET", "/v1/taskrunners/{name}/peers", "Enrolled SWOPs",
+                 lambda p, b: s.taskrunner_peers(p["name"])),
+        Endpoint("GET", "/v1/taskrunners/{name}/peers/{peer}", "One enrolled SWOP",
+                 lambda p, b: s.taskrunner_peer_status(p["name"], p["peer"])),
+        Endpoint("POST", "/v1/taskrunners/{name}/enroll", "Enroll a SWOP in the running task",
+                 lambda p, b: s.enroll(p["name"], _field(b, "swop_uid"),
+                                       _field(b, "group", required=False) or "")),
+        Endpoint("POST", "/v1/taskrunners/{name}/peers/{peer}/status",
+                 "Report an enrolled SWOP's status (RUNNING, COMPLETE, ERROR)",
+                 lambda p, b: s.report(p["name"], p["peer"], _field(b, "status"),
+                                       _field(b, "description", required=False) or "",
+                                       _field(b, "units", int, required=False) or 1)),
+        Endpoint("POST", "/v1/taskrunners/{name}/reset", "Reset a taskrunner to idle",
+                 lambda p, b: s.reset_taskrunner(p["name"])),
+    ]
+
+
+def openapi(table: list[Endpoint], title: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a route table."""
+    paths: dict[str, Any] = {}
+    for ep in table:
+        params = [{"name": part[1:-1], "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+                  for part in ep.path.split("/") if part.startswith("{")]
+        operation: dict[str, Any] = {
+            "summary": ep.summary, "parameters": params,
+            "responses": {str(ep.status): {"description": "OK"},
+                          "4XX": {"description": "Refused, with a reason in `detail`"}}}
+        if ep.method == "POST":
+            operation["requestBody"] = {"content": {"application/json": {
+                "schema": {"type": "object"}}}}
+        paths.setdefault(ep.path, {})[ep.method.lower()] = operation
+    return {"openapi": "3.1.0", "info": {"title": title, "version": __version__},
+            "paths": paths}
+
+
+def build_app(table: list[Endpoint], title: str) -> Starlette:
+    """A Starlette app serving a route table and its OpenAPI document."""
+    import anyio.to_thread
+
+    def bind(ep: Endpoint) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            raw = await request.body()
+            try:
+                body = _body(request, raw) if ep.method == "POST" else {}
+                result = await anyio.to_thread.run_sync(ep.handler, dict(request.path_params),
+                                                        body)
+            except ServiceError as exc:
+                return JSONResponse({"detail": exc.message}, status_code=exc.status)
+            except Exception as exc:  # noqa: BLE001 - the client gets a reason, the log the trace
+                log.exception("%s %s failed", ep.method, request.url.path)
+                return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},
+                                    status_code=500)
+            return JSONResponse(result, status_code=ep.status)
+        return endpoint
+
+    document = openapi(table, title)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes = [Route(ep.path, bind(ep), methods=[ep.method]) for ep in table]
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    return Starlette(routes=routes)

@@ -1,0 +1,222 @@
+"""The Swarm Network node: chain connection, cache, REST API, liveness, and clean shutdown.
+
+The sentinel runs the embedded chain (or deploys to `--eth-rpc`) and serves it as JSON-RPC on
+its p2p port. Any other SN asks the sentinel's API where the contracts are, waiting with a log
+line per attempt while the sentinel is not up yet, then uses the chain like the sentinel does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from web3 import Web3
+
+from swarmlearning import __version__
+from swarmlearning.chain.ledger import Addresses, Ledger, deploy
+from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider
+from swarmlearning.identity.tls import client_context, server_context
+from swarmlearning.serve import Listener, serve_all
+from swarmlearning.sn.api import Endpoint, build_app, endpoints
+from swarmlearning.sn.config import SNConfig
+from swarmlearning.sn.service import SwarmService
+from swarmlearning.sn.view import SwarmView
+
+log = logging.getLogger("swarm.blCnt")
+ADDRESSES_FILE = "contracts.json"
+UID_FILE = "node-uid"
+
+
+class SentinelUnavailable(RuntimeError):
+    """The sentinel did not answer within the configured wait."""
+
+
+def node_uid(data_dir: Path) -> str:
+    """This node's UUID, made once and kept in its data directory."""
+    path = data_dir / UID_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    uid = str(uuid.uuid4())
+    path.write_text(uid + "\n", encoding="utf-8")
+    return uid
+
+
+class SwarmNetworkNode:
+    """One SN process."""
+
+    def __init__(self, config: SNConfig) -> None:
+        self.config = config
+        self.uid = node_uid(config.data_dir)
+        self.server_tls = server_context(config.identity)
+        self.client_tls = client_context(config.identity)
+        self.chain = None
+        self.rpc_port: int | None = None
+        self.parent = ""
+        self._stop = threading.Event()
+
+    # -- chain -------------------------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Web3, Addresses]:
+        cfg = self.config
+        saved = cfg.data_dir / ADDRESSES_FILE
+        if cfg.sentinel:
+            if cfg.eth_rpc:
+                w3 = Web3(HttpxJsonRpcProvider(cfg.eth_rpc))
+                log.info("Using the Ethereum node at %s", cfg.eth_rpc)
+            else:
+                from swarmlearning.chain.embedded import EmbeddedChain
+
+                self.chain = EmbeddedChain(cfg.data_dir)
+                self.rpc_port = cfg.p2p_port
+                w3 = self.chain.web3()
+            if saved.exists():
+                addresses = Addresses.from_json(json.loads(saved.read_text(encoding="utf-8")))
+                if w3.eth.get_code(addresses.tasks):
+                    log.info("Contracts found on the chain at block %s", w3.eth.block_number)
+                    return w3, addresses
+                log.warning("%s names contracts this chain does not hold; deploying anew", saved)
+            log.info("Deploying the swarm contracts")
+            addresses = deploy(w3, w3.eth.accounts[0])
+            saved.write_text(json.dumps(addresses.to_json(), indent=1) + "\n", encoding="utf-8")
+            return w3, addresses
+        info = self._ask_sentinel()
+        addresses = Addresses.from_json(info["contracts"])
+        self.parent = info.get("uid", "")
+        if cfg.eth_rpc:
+            url, tls = cfg.eth_rpc, None
+        else:
+            url, tls = f"https://{cfg.sentinel_ip}:{info['rpc_port']}/", self.client_tls
+        w3 = Web3(HttpxJsonRpcProvider(url, ssl_context=tls))
+        if w3.eth.chain_id != addresses.chain_id:
+            raise RuntimeError(f"the chain at {url} has id {w3.eth.chain_id}; the sentinel's "
+                               f"contracts are on chain {addresses.chain_id}")
+        log.info("Joined the chain at %s (block %s)", url, w3.eth.block_number)
+        return w3, addresses
+
+    def _ask_sentinel(self) -> dict[str, Any]:
+        cfg = self.config
+        url = f"https://{cfg.sentinel_ip}:{cfg.sentinel_api_port}/v1/chain"
+        deadline = time.monotonic() + cfg.sentinel_wait_seconds
+        attempt = 0
+        with httpx.Client(verify=self.client_tls, timeout=5.0) as http:
+            while True:
+                attempt += 1
+                try:
+                    response = http.get(url)
+                    if response.status_code == 200:
+                        return response.json()
+                    reason = f"HTTP {response.status_code}: {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    reason = str(exc) or type(exc).__name__
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    raise SentinelUnavailable(
+                        f"the sentinel SN at {cfg.sentinel_ip}:{cfg.sentinel_api_port} did not "
+                        f"answer in {cfg.sentinel_wait_seconds:g} s ({reason})")
+                log.info("Waiting for the sentinel SN at %s:%s (attempt %d): %s",
+                         cfg.sentinel_ip, cfg.sentinel_api_port, attempt, reason)
+                self._stop.wait(min(2.0, max(0.0, deadline - time.monotonic())))
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        cfg = self.config
+        log.info("## SWARM LEARNING SN NODE ## uid %s, %s", self.uid, cfg.node_type)
+        log.info("Setting up blockchain layer for the swarm node: START")
+        w3, addresses = self._connect()
+        ledger = Ledger(w3, addresses, w3.eth.accounts[0])
+        view = SwarmView(ledger)
+        view.load()
+        service = SwarmService(ledger, view)
+        service.register_node(self.uid, cfg.node_type, cfg.host_ip, cfg.api_port, cfg.name,
+                              self.parent)
+        log.info("Setting up blockchain layer for the swarm node: FINISHED (block %s)",
+                 view.block)
+
+        def info() -> dict[str, Any]:
+            return {"API_SERVER": f"swarmlearning SN {__version__}", "NODE_UID": self.uid,
+                    "NODE_TYPE": cfg.node_type, "CHAIN_ID": addresses.chain_id,
+                    "BLOCK": ledger.block_number()}
+
+        table = endpoints(service, info)
+        table.append(Endpoint("GET", "/v1/chain", "Where the chain and the contracts are",
+                              lambda p, b: {"uid": self.uid, "rpc_port": self.rpc_port,
+                                            "contracts": addresses.to_json()}))
+        listeners = [Listener(build_app(table, "Swarm Network API"), cfg.host_ip,
+                              cfg.api_port, "SN API")]
+        if self.chain is not None:
+            listeners.append(Listener(rpc_app(self.chain), cfg.host_ip, cfg.p2p_port,
+                                      "chain JSON-RPC"))
+        heartbeat = threading.Thread(target=self._heartbeat, args=(service,), daemon=True,
+                                     name="heartbeat")
+
+        def ready() -> None:
+            heartbeat.start()
+            if self.chain is not None:
+                log.info("Serving the chain as Ethereum JSON-RPC on port: %s", cfg.p2p_port)
+            log.info("Starting SWARM-API-SERVER on port: %s", cfg.api_port)
+
+        try:
+            serve_all(listeners, self.server_tls, on_ready=ready, on_stop=self._stop.set)
+        finally:
+            self._stop.set()
+            if heartbeat.is_alive():
+                heartbeat.join(timeout=5)
+            if self.chain is not None:
+                self.chain.close()
+            log.info("SN stopped")
+
+    def _heartbeat(self, service: SwarmService) -> None:
+        while not self._stop.wait(self.config.heartbeat_seconds):
+            try:
+                service.flush_alive([self.uid])
+            except Exception as exc:  # noqa: BLE001 - a missed beat is logged, not fatal
+                log.warning("Liveness update failed: %s", exc)
+
+
+def rpc_app(chain: Any) -> Starlette:
+    """Ethereum JSON-RPC over HTTPS: POST / with a request object or a batch."""
+    import anyio.to_thread
+
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"jsonrpc": "2.0", "id": None,
+                                 "error": {"code": -32700, "message": "parse error"}})
+        return JSONResponse(await anyio.to_thread.run_sync(chain.handle_rpc, payload))
+
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`swci run-sn` and `python -m swarmlearning.sn`."""
+    import argparse
+
+    from swarmlearning.identity.tls import IdentityError
+    from swarmlearning.logs import setup_logging
+    from swarmlearning.serve import PortInUse
+    from swarmlearning.sn.config import add_arguments, from_arguments
+
+    parser = argparse.ArgumentParser(prog="swci run-sn",
+                                     description="Run a Swarm Network node (SN).")
+    add_arguments(parser)
+    config = from_arguments(parser.parse_args(argv))
+    setup_logging()
+    try:
+        SwarmNetworkNode(config).run()
+    except (IdentityError, PortInUse, SentinelUnavailable) as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

@@ -1,0 +1,373 @@
+"""What the SN API does: check a request against the cached state, write the chain, and shape
+the answer with HPE's field names. Every refusal is a ServiceError with an HTTP status and a
+sentence that says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+from swarmlearning.chain.ledger import ChainRejected, Ledger, key_of
+from swarmlearning.sn.view import SwarmView
+
+MAX_TEXT = 160
+MAX_BODY_LINES = 80
+ROOT_TASK = "ROOTTASK"
+DEFAULT_CONTRACT = "defaultbb.cqdb.sml.hpe"
+DEFAULT_TASKRUNNER = "defaulttaskbb.taskdb.sml.hpe"
+TASK_TYPES = ("RUN_SWARM", "MAKE_SWARM_USER_CONTENT", "MAKE_USER_CONTAINER", "PULL_IMAGE")
+TASK_STATES = {1: "CREATED", 2: "FINALIZED"}
+TRAINING_STATES = {1: "INITIALIZED", 2: "RUNNING", 3: "COMPLETED"}
+RUNNER_STATES = {1: "IDLE", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
+PEER_STATES = {1: "ENROLLED", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
+PEER_STATE_CODES = {name: code for code, name in PEER_STATES.items()}
+NODE_TYPES = ("SENTINEL", "SN", "SL", "SWOP")
+
+
+class ServiceError(Exception):
+    """A refused request: HTTP status and reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _when(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _text(value: Any, field: str, *, allow_empty: bool = False, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise ServiceError(422, f"{field} must be a string")
+    if not value and not allow_empty:
+        raise ServiceError(422, f"{field} is empty")
+    if len(value) > limit:
+        raise ServiceError(422, f"{field} is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+class SwarmService:
+    """The SN's operations over one ledger and its cached view."""
+
+    def __init__(self, ledger: Ledger, view: SwarmView,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.view = view
+        self.clock = clock
+        self._pending_alive: set[str] = set()
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _write(self, kind: str, function: str, *args: Any) -> None:
+        try:
+            self.ledger.transact(kind, function, *args)
+        except ChainRejected as exc:
+            raise ServiceError(409, str(exc)) from None
+        finally:
+            self.view.sync()
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def _task(self, name: str) -> dict[str, Any]:
+        self.view.sync()
+        row = self.view.tasks.rows.get(key_of(name))
+        if row is None:
+            raise ServiceError(404, f"task {name!r} does not exist (LIST TASKS shows the tasks)")
+        return row
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        self.view.sync()
+        return [self._task_summary(row) for row in self.view.tasks.listed()]
+
+    def _task_summary(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"NAME": row["name"], "TYPE": row["task_type"],
+                "STATE": TASK_STATES.get(row["state"], "?"), "AUTHOR": row["author"]}
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[str, str, str, str, str]:
+        name = _text(header.get("Name"), "Name")
+        task_type = _text(header.get("TaskType"), "TaskType")
+        if task_type not in TASK_TYPES:
+            raise ServiceError(422, f"TaskType {task_type!r} is not one of {', '.join(TASK_TYPES)}")
+        author = _text(header.get("Author"), "Author")
+        prereq = _text(header.get("Prereq"), "Prereq")
+        outcome = _text(header.get("Outcome"), "Outcome")
+        self.view.sync()
+        if key_of(name) in self.view.tasks.rows:
+            raise ServiceError(409, f"task {name!r} already exists; tasks are permanent once "
+                                    "finalized, so choose a new name (or DELETE TASK it if it "
+                                    "is not finalized)")
+        if key_of(prereq) not in self.view.tasks.rows:
+            raise ServiceError(422, f"Prereq {prereq!r} is not a task; use ROOTTASK or the name "
+                                    "of a task created earlier")
+        return name, task_type, author, prereq, outcome
+
+    def create_task(self, header: dict[str, Any]) -> dict[str, Any]:
+        fields = self._check_header(header)
+        self._write("tasks", "create", *fields, self._now())
+        return self.task_info(fields[0])
+
+    def register_task(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """A whole task definition (HPE's task schema) in one transaction."""
+        from swarmlearning.schemas.validate import task_body_lines, validate_object
+
+        problems = validate_object(definition, "task")
+        if problems:
+            raise ServiceError(422, "; ".join(problems))
+        fields = self._check_header(definition)
+        lines = task_body_lines(definition)[1:]
+        if len(lines) > MAX_BODY_LINES:
+            raise ServiceError(422, f"the task body is {len(lines)} lines long; a task holds at "
+                                    f"most {MAX_BODY_LINES}")
+        for number, line in enumerate(lines, start=1):
+            _text(line, f"Body line {number}", allow_empty=True)
+        self._write("tasks", "register", *fields, lines, self._now())
+        return {**self.task_info(fields[0]), "BODY_LINES": len(lines)}
+
+    def append_task_body(self, name: str, index: Any, line: Any) -> dict[str, Any]:
+        row = self._task(name)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 < index <= MAX_BODY_LINES:
+            raise ServiceError(422, f"body line index must be 1 to {MAX_BODY_LINES}; line 0 is "
+                                    "the document start")
+        text = _text(line, "body line", allow_empty=True)
+        if row["state"] != 1:
+            raise ServiceError(409, f"task {name!r} is finalized; a finalized task cannot change")
+        self._write("tasks", "set_lines", name, index, [text], self._now())
+        return self.task_info(name)
+
+    def finalize_task(self, name: str) -> dict[str, Any]:
+        row = self._task(name)
+        if row["state"] != 1:
+            raise ServiceError(409, f"task {name!r} is already finalized")
+        self._write("tasks", "finalize", name, self._now())
+        return self.task_info(name)
+
+    def delete_task(self, name: str) -> dict[str, Any]:
+        row = self._task(name)
+        if row["state"] != 1:
+            raise ServiceError(409, f"task {name!r} is finalized; a finalized task cannot be "
+                                    "deleted")
+        self._write("tasks", "delete", name)
+        return {"DELETED": name}
+
+    def task_info(self, name: str) -> dict[str, Any]:
+        row = self._task(name)
+        return {"NAME": row["name"], "TYPE": row["task_type"], "AUTHOR": row["author"],
+                "PREREQ": row["prereq"], "OUTCOME": row["outcome"],
+                "STATE": TASK_STATES.get(row["state"], "?"), "BODY_LINES": row["lines"],
+                "CREATED": _when(row["created_at"]), "UPDATED": _when(row["updated_at"]),
+                "FINALIZED": _when(row["finalized_at"])}
+
+    def task_body(self, name: str) -> list[str]:
+        self._task(name)
+        return ["---", *self.view.task_body(key_of(name))]
+
+    # -- training contracts ------------------------------------------------------------------------
+
+    def _training(self, name: str) -> dict[str, Any]:
+        self.view.sync()
+        row = self.view.trainings.rows.get(key_of(name))
+        if row is None:
+            raise ServiceError(404, f"contract {name!r} does not exist (LIST CONTRACTS shows "
+                                    "the contracts)")
+        return row
+
+    def list_contracts(self) -> list[dict[str, Any]]:
+        self.view.sync()
+        return [self._contract_status(row) for row in self.view.trainings.listed()]
+
+    def create_contract(self, name: str) -> dict[str, Any]:
+        _text(name, "contract name")
+        self.view.sync()
+        if key_of(name) in self.view.trainings.rows:
+            raise ServiceError(409, f"contract {name!r} already exists; contracts are permanent")
+        self._write("trainings", "create", name, self._now())
+        return self.contract_info(name)
+
+    def contract_info(self, name: str) -> dict[str, Any]:
+        row = self._training(name)
+        return {"NAME": row["name"], "UID": "0x" + key_of(name).hex(),
+                "ADDRESS": self.ledger.addresses.trainings, "CREATED": _when(row["created_at"])}
+
+    def _contract_status(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"NAME": row["name"], "STATE": TRAINING_STATES.get(row["state"], "?"),
+                "ROUND": row["round"], "PEERS": row["peers"], "RESETS": row["resets"],
+                "UPDATED": _when(row["updated_at"])}
+
+    def contract_status(self, name: str) -> dict[str, Any]:
+        return self._contract_status(self._training(name))
+
+    def reset_contract(self, name: str) -> dict[str, Any]:
+        row = self._training(name)
+        if row["state"] != 3:
+            raise ServiceError(409, f"contract {name!r} is "
+                                    f"{TRAINING_STATES.get(row['state'], '?')}; only a completed "
+                                    "contract can be reset")
+        self._write("trainings", "reset", name, self._now())
+        return self.contract_status(name)
+
+    def perfdata(self, name: str) -> list[dict[str, Any]]:
+        self._training(name)
+        return [{"UID": p["uid"], "ADMIN": "Y" if p["leader"] else "N",
+                 "LOSS": p["loss"] / 1e6, "METRIC": p["metric"] / 1e6,
+                 "TOTAL_EPOCHS": p["total_epochs"], "COMPLETED_EPOCHS": p["completed_epochs"]}
+                for p in self.view.progress(key_of(name))]
+
+    # -- taskrunners -------------------------------------------------------------------------------
+
+    def _runner(self, name: str) -> dict[str, Any]:
+        self.view.sync()
+        row = self.view.runners.rows.get(key_of(name))
+        if row is None:
+            raise ServiceError(404, f"taskrunner {name!r} does not exist (LIST TASKRUNNERS shows "
+                                    "the taskrunners)")
+        return row
+
+    def list_taskrunners(self) -> list[dict[str, Any]]:
+        self.view.sync()
+        return [{"NAME": row["name"], "STATE": RUNNER_STATES.get(row["state"], "?"),
+                 "TASK": row["task"] or "Empty"} for row in self.view.runners.listed()]
+
+    def create_taskrunner(self, name: str) -> dict[str, Any]:
+        _text(name, "taskrunner name")
+        self.view.sync()
+        if key_of(name) in self.view.runners.rows:
+            raise ServiceError(409, f"taskrunner {name!r} already exists")
+        self._write("runners", "create", name, self._now())
+        return self.taskrunner_info(name)
+
+    def taskrunner_info(self, name: str) -> dict[str, Any]:
+        row = self._runner(name)
+        return {"NAME": row["name"], "UID": "0x" + key_of(name).hex(),
+                "ADDRESS": self.ledger.addresses.runners, "CREATED": _when(row["created_at"])}
+
+    def assign_task(self, runner: str, task: str, *, peers: Any = None, all_peers: bool = False,
+                    target: Any = None) -> dict[str, Any]:
+        row = self._runner(runner)
+        task_row = self._task(task)
+        if task_row["state"] != 2:
+            raise ServiceError(409, f"task {task!r} is not finalized; FINALIZE TASK {task} first")
+        target = target or ""
+        if target:
+            _text(target, "target SWOP UID", limit=64)
+            peers = 1
+        elif all_peers:
+            peers = 0
+        elif not isinstance(peers, int) or isinstance(peers, bool) or peers < 1:
+            raise ServiceError(422, "peers needed must be a whole number above 0")
+        if row["state"] != 1 and not (target and row["state"] == 2):
+            raise ServiceError(409, f"taskrunner {runner!r} is "
+                                    f"{RUNNER_STATES.get(row['state'], '?')} with task "
+                                    f"{row['task']!r}; RESET TASKRUNNER {runner} first")
+        self._write("runners", "assign", runner, task, peers, all_peers, target, self._now())
+        return self.taskrunner_status(runner)
+
+    def taskrunner_status(self, name: str) -> dict[str, Any]:
+        row = self._runner(name)
+        peers = self.view.peers.get(key_of(name), [])
+        task_type = ""
+        if row["task"]:
+            task_row = self.view.tasks.rows.get(key_of(row["task"]))
+            task_type = task_row["task_type"] if task_row else ""
+        failed = [f"{p['swop_uid']} : {p['description'] or 'failed'}" for p in peers
+                  if p["status"] == 4]
+        return {"TASKRUNNER": row["name"], "TASK": row["task"] or "Empty",
+                "TASK_TYPE": task_type or "-",
+                "PEER_TYPE": "SL" if task_type == "RUN_SWARM" else "SWOP",
+                "TASK_STATE": RUNNER_STATES.get(row["state"], "?"),
+                "PEERS_NEEDED": "ALL" if row["all_peers"] else row["peers_needed"],
+                "ENROLLED_PEERS": row["enrolled"],
+                "ACTIVE_PEERS": sum(1 for p in peers if p["status"] in (1, 2)),
+                "COMPLETED_PEERS": row["done"], "FAILED_PEERS": failed,
+                "ASSIGNED_TS": _when(row["assigned_at"]), "FINISHED_TS": _when(row["finished_at"]),
+                "UPDATE_TS": _when(row["updated_at"])}
+
+    def _peer_status(self, index: int, peer: dict[str, Any]) -> dict[str, Any]:
+        return {"NAME": peer["name"], "SWOP_UID": peer["swop_uid"],
+                "OPERATION_ID": peer["operation"], "PEER_COUNT": peer["units"],
+                "UPDATE_TS": _when(peer["updated_at"]), "SWOP_PEER_INDEX": index,
+                "SWOP_PEER_STATUS": PEER_STATES.get(peer["status"], "?"),
+                "SWOP_PEER_STATUS_DESC": peer["description"] or "-"}
+
+    def taskrunner_peers(self, name: str) -> list[dict[str, Any]]:
+        self._runner(name)
+        return [self._peer_status(i, p) for i, p in enumerate(self.view.peers.get(key_of(name),
+                                                                                  []))]
+
+    def taskrunner_peer_status(self, name: str, peer: str) -> dict[str, Any]:
+        self._runner(name)
+        peers = self.view.peers.get(key_of(name), [])
+        if peer.isdigit():
+            index = int(peer)
+            if index >= len(peers):
+                raise ServiceError(404, f"taskrunner {name!r} has {len(peers)} enrolled SWOP(s); "
+                                        f"there is no index {index}")
+            return self._peer_status(index, peers[index])
+        for index, entry in enumerate(peers):
+            if entry["swop_uid"] == peer:
+                return self._peer_status(index, entry)
+        raise ServiceError(404, f"no SWOP with UID {peer!r} is enrolled on taskrunner {name!r}")
+
+    def reset_taskrunner(self, name: str) -> dict[str, Any]:
+        self._runner(name)
+        self._write("runners", "reset", name, self._now())
+        return self.taskrunner_status(name)
+
+    def enroll(self, name: str, swop_uid: str, group: str) -> dict[str, Any]:
+        row = self._runner(name)
+        _text(swop_uid, "SWOP UID", limit=64)
+        _text(group, "group name", allow_empty=True)
+        if row["state"] != 2:
+            raise ServiceError(409, f"taskrunner {name!r} has no running task")
+        self._write("runners", "enroll", name, swop_uid, group, self._now())
+        return self.taskrunner_peer_status(name, swop_uid)
+
+    def report(self, name: str, swop_uid: str, status: str, description: str = "",
+               units: int = 1) -> dict[str, Any]:
+        self._runner(name)
+        code = PEER_STATE_CODES.get(str(status).upper())
+        if code is None or code == 1:
+            raise ServiceError(422, "status must be RUNNING, COMPLETE or ERROR")
+        _text(description, "description", allow_empty=True)
+        self._write("runners", "report", name, swop_uid, code, description, int(units),
+                    self._now())
+        return self.taskrunner_peer_status(name, swop_uid)
+
+    # -- nodes -------------------------------------------------------------------------------------
+
+    def register_node(self, uid: str, node_type: str, host: str, port: int, name: str,
+                      parent: str) -> dict[str, Any]:
+        _text(uid, "uid", limit=64)
+        if node_type not in NODE_TYPES:
+            raise ServiceError(422, f"node type must be one of {', '.join(NODE_TYPES)}")
+        self._write("nodes", "register", uid, node_type, _text(host, "host"), int(port),
+                    _text(name, "name", allow_empty=True), _text(parent, "parent",
+                                                                allow_empty=True, limit=64),
+                    self._now())
+        return {"UUID": uid}
+
+    def note_alive(self, uids: list[Any]) -> dict[str, Any]:
+        """Remember signs of life; flush_alive writes them all in one transaction."""
+        for uid in uids:
+            self._pending_alive.add(_text(uid, "uid", limit=64))
+        return {"PENDING": len(self._pending_alive)}
+
+    def flush_alive(self, own: list[str]) -> None:
+        uids = sorted(set(own) | self._pending_alive)
+        self._pending_alive.clear()
+        for start in range(0, len(uids), 128):
+            self._write("nodes", "alive", [key_of(uid) for uid in uids[start:start + 128]],
+                        self._now())
+
+    def deregister_node(self, uid: str) -> None:
+        self._write("nodes", "deregister", uid, self._now())
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        self.view.sync()
+        return [{"NodeType": row["node_type"], "HostIP": row["host"], "Port": row["port"],
+                 "ContainerName": row["name"], "UUID": row["uid"], "ParentUUID": row["parent"],
+                 "i-am-alive": _when(row["alive_at"])}
+                for row in self.view.nodes.listed() if row["active"]]

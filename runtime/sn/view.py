@@ -1,0 +1,144 @@
+"""The SN's read cache of the chain, kept current from contract events.
+
+Every read first catches up: one `eth_blockNumber`, and when the chain moved, one `eth_getLogs`
+over the new block range only. The objects named by those events are re-read; nothing else is.
+A write through this SN catches up the same way, so every client of any SN reads its own writes
+and everything written before them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmlearning.chain.ledger import Ledger
+
+TASK_FIELDS = ("name", "task_type", "author", "prereq", "outcome", "state", "lines",
+               "created_at", "updated_at", "finalized_at")
+NODE_FIELDS = ("uid", "node_type", "host", "port", "name", "parent", "registered_at",
+               "alive_at", "active")
+TRAINING_FIELDS = ("name", "state", "round", "resets", "peers", "created_at", "updated_at")
+RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target", "enrolled",
+                 "done", "failed", "generation", "created_at", "assigned_at", "finished_at",
+                 "updated_at")
+PEER_FIELDS = ("swop_uid", "name", "status", "description", "operation", "units", "updated_at")
+PROGRESS_FIELDS = ("peer", "uid", "leader", "loss", "metric", "total_epochs",
+                   "completed_epochs", "updated_at")
+
+
+def _record(names: tuple[str, ...], values: Any) -> dict[str, Any]:
+    return dict(zip(names, values, strict=True))
+
+
+@dataclass
+class _Table:
+    """Objects of one kind by key, in the order the chain lists them."""
+
+    rows: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    order: list[bytes] = field(default_factory=list)
+
+    def put(self, key: bytes, row: dict[str, Any] | None) -> None:
+        if row is None:
+            self.rows.pop(key, None)
+            return
+        if key not in self.rows and key not in self.order:
+            self.order.append(key)
+        self.rows[key] = row
+
+    def listed(self) -> list[dict[str, Any]]:
+        return [self.rows[key] for key in self.order if key in self.rows]
+
+
+class SwarmView:
+    """Cached tasks, training contracts, taskrunners (with peers) and nodes."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.tasks = _Table()
+        self.trainings = _Table()
+        self.runners = _Table()
+        self.nodes = _Table()
+        self.peers: dict[bytes, list[dict[str, Any]]] = {}
+        self._bodies: dict[bytes, list[str]] = {}
+        self._progress: dict[bytes, list[dict[str, Any]]] = {}
+        self.block = -1
+        self._lock = threading.RLock()
+
+    # -- following the chain -----------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read everything once (at start-up), then follow events from the current block."""
+        with self._lock:
+            head = self.ledger.block_number()
+            for key in self.ledger.keys("tasks"):
+                self._reload_task(key)
+            for key in self.ledger.keys("trainings"):
+                self._reload_training(key)
+            for key in self.ledger.keys("runners"):
+                self._reload_runner(key)
+            for key in self.ledger.keys("nodes"):
+                self._reload_node(key)
+            self.block = head
+
+    def sync(self) -> None:
+        """Catch up with every block mined since the last call."""
+        with self._lock:
+            head = self.ledger.block_number()
+            if head <= self.block:
+                return
+            dirty: dict[str, set[bytes]] = {"tasks": set(), "trainings": set(),
+                                            "runners": set(), "nodes": set()}
+            for kind, event, args in self.ledger.changes(self.block + 1, head):
+                if event == "NodesAlive":
+                    for key in args["keys"]:
+                        row = self.nodes.rows.get(bytes(key))
+                        if row is not None and row["alive_at"] < args["ts"]:
+                            row["alive_at"] = args["ts"]
+                            row["active"] = True
+                    continue
+                dirty[kind].add(bytes(args["key"]))
+            for key in dirty["tasks"]:
+                self._reload_task(key)
+            for key in dirty["trainings"]:
+                self._reload_training(key)
+            for key in dirty["runners"]:
+                self._reload_runner(key)
+            for key in dirty["nodes"]:
+                self._reload_node(key)
+            self.block = head
+
+    def _reload_task(self, key: bytes) -> None:
+        row = _record(TASK_FIELDS, self.ledger.read("tasks", "task", key))
+        self.tasks.put(key, row if row["state"] else None)
+        self._bodies.pop(key, None)
+
+    def _reload_training(self, key: bytes) -> None:
+        row = _record(TRAINING_FIELDS, self.ledger.read("trainings", "training", key))
+        self.trainings.put(key, row if row["state"] else None)
+        self._progress.pop(key, None)
+
+    def _reload_runner(self, key: bytes) -> None:
+        row = _record(RUNNER_FIELDS, self.ledger.read("runners", "runner", key))
+        self.runners.put(key, row if row["state"] else None)
+        self.peers[key] = [_record(PEER_FIELDS, self.ledger.read("runners", "peer", key, i))
+                           for i in range(row["enrolled"])]
+
+    def _reload_node(self, key: bytes) -> None:
+        row = _record(NODE_FIELDS, self.ledger.read("nodes", "node", key))
+        self.nodes.put(key, row if row["registered_at"] else None)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def task_body(self, key: bytes) -> list[str]:
+        with self._lock:
+            if key not in self._bodies:
+                self._bodies[key] = list(self.ledger.read("tasks", "body_lines", key))
+            return self._bodies[key]
+
+    def progress(self, key: bytes) -> list[dict[str, Any]]:
+        with self._lock:
+            if key not in self._progress:
+                self._progress[key] = [_record(PROGRESS_FIELDS, entry) for entry in
+                                       self.ledger.read("trainings", "all_progress", key)]
+            return self._progress[key]
