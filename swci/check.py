@@ -35,12 +35,22 @@ def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
 
 
 def check_yaml(path: str, text: str) -> list[Problem]:
-    """YAML syntax problems (task and profile schemas join when the SWOP issue lands)."""
+    """YAML syntax problems; a task definition (it has a TaskType) is checked against HPE's task
+    schema, with each problem at its field path and line (the profile schema joins with SWOP)."""
     try:
-        list(yaml.safe_load_all(text))
+        documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         line, column, problem = yaml_problem(exc)
         return [Problem(path, line or 1, column or 1, f"invalid YAML: {problem}")]
+    if len(documents) == 1 and isinstance(documents[0], dict) and "TaskType" in documents[0]:
+        from swarmlearning.schemas import DefinitionError, task_body_lines, validate_document
+
+        try:
+            document = validate_document(text, path, "task")
+            task_body_lines(document, source=path)
+        except DefinitionError as exc:
+            return [Problem(path, p.line, p.column, f"{p.path}: {p.message}" if p.path
+                            else p.message) for p in exc.problems]
     return []
 
 

@@ -240,14 +240,18 @@ def test_create_task_from_reports_yaml_position(interp, networks, tmp_path):
 def test_create_task_from_missing_keys(interp, networks, tmp_path):
     _context(interp, networks)
     (tmp_path / "t.yaml").write_text("Name: t\nTaskType: RUN_SWARM\n")
+    where = tmp_path / "t.yaml"
     assert run(interp, "CREATE TASK FROM t.yaml") == [
-        f"ERROR : {tmp_path / 't.yaml'}: missing keys Author, Prereq, Outcome, Body"]
+        f"ERROR : {where}:1:1: {key}: required key is missing"
+        for key in ("Author", "Prereq", "Outcome", "Body")]
+    assert not any(call[0] == "register_task" for call in networks["127.0.0.1:30304"].calls)
 
 
 def test_create_task_from_registers(interp, networks, tmp_path):
     network = _context(interp, networks)
     (tmp_path / "t.yaml").write_text(
-        "Name: t\nTaskType: RUN_SWARM\nAuthor: me\nPrereq: ROOTTASK\nOutcome: t\nBody: {}\n")
+        "Name: t\nTaskType: PULL_IMAGE\nAuthor: me\nPrereq: ROOTTASK\nOutcome: t\n"
+        "Body: {Tag: '1', RepoName: r, OrgAndReg: o/, Auth: null}\n")
     assert run(interp, "CREATE TASK FROM t.yaml") == [
         "Task definition is valid", "Task Registered : t"]
     assert network.calls[-1][0] == "register_task"

@@ -112,13 +112,20 @@ class SwarmService:
 
     def register_task(self, definition: dict[str, Any]) -> dict[str, Any]:
         """A whole task definition (HPE's task schema) in one transaction."""
-        from swarmlearning.schemas.validate import task_body_lines, validate_object
+        from swarmlearning.schemas.validate import (
+            DefinitionError,
+            task_body_lines,
+            validate_object,
+        )
 
         problems = validate_object(definition, "task")
         if problems:
-            raise ServiceError(422, "; ".join(problems))
+            raise ServiceError(422, "invalid task definition: " + "; ".join(problems))
         fields = self._check_header(definition)
-        lines = task_body_lines(definition)[1:]
+        try:
+            lines = task_body_lines(definition)[1:]
+        except DefinitionError as exc:
+            raise ServiceError(422, "; ".join(p.message for p in exc.problems)) from None
         if len(lines) > MAX_BODY_LINES:
             raise ServiceError(422, f"the task body is {len(lines)} lines long; a task holds at "
                                     f"most {MAX_BODY_LINES}")

@@ -7,16 +7,12 @@ import datetime as dt
 import os
 from typing import Any
 
-import yaml
-
-from swci.check import yaml_problem
 from swci.interpreter.handlers.format import fields, rows
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output
 from swci.language import commands as c
 from swci.registry import handles
 
-TASK_DEFINITION_KEYS = ("Name", "TaskType", "Author", "Prereq", "Outcome", "Body")
 TERMINAL_STATES = ("COMPLETE", "ERROR", "IDLE")
 DEFAULT_MAX_WAIT_MINUTES = 120.0
 POLL_SECONDS = 2.0
@@ -71,33 +67,31 @@ def reset_contract(interp: Interpreter, cmd: c.ResetContract, out: Output) -> No
 # -- tasks -----------------------------------------------------------------------------------------
 
 
-def load_task_definition(interp: Interpreter, path: str) -> dict[str, Any]:
-    """Read a task YAML (relative to the working directory); errors name file:line:col."""
+def load_task_definition(interp: Interpreter, path: str, out: Output) -> dict[str, Any]:
+    """Read a task YAML (relative to the working directory) and check it against HPE's task
+    schema; each problem is printed as file:line:col: field path: message."""
+    from swarmlearning.schemas import DefinitionError, task_body_lines, validate_document
+
     target = interp.state.resolve(path)
     try:
         text = target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandFailed(f"Cannot read task definition {target}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CommandFailed(f"Cannot read task definition {target}: {reason}") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line, column, problem = yaml_problem(exc)
-        where = f"{target}:{line}:{column}" if line else str(target)
-        raise CommandFailed(f"{where}: invalid YAML: {problem}") from None
-    if not isinstance(document, dict):
-        raise CommandFailed(f"{target}:1:1: a task definition is a mapping with the keys "
-                            f"{', '.join(TASK_DEFINITION_KEYS)}")
-    missing = [key for key in TASK_DEFINITION_KEYS if key not in document]
-    if missing:
-        raise CommandFailed(f"{target}: missing key{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(missing)}")
+        document = validate_document(text, str(target), "task")
+        task_body_lines(document, source=str(target))
+    except DefinitionError as exc:
+        for problem in exc.problems[:-1]:
+            out.error(str(problem))
+        raise CommandFailed(str(exc.problems[-1])) from None
     return document
 
 
 @handles(c.CreateTaskFrom, "Validate a task definition YAML file, then register the task and "
                            "its body.")
 def create_task_from(interp: Interpreter, cmd: c.CreateTaskFrom, out: Output) -> None:
-    definition = load_task_definition(interp, cmd.task_def_file)
+    definition = load_task_definition(interp, cmd.task_def_file, out)
     out.line("Task definition is valid")
     interp.network().register_task(definition)
     out.line(f"Task Registered : {definition['Name']}")
