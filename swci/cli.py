@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swci",
         description="SWCI, the Swarm Learning command interface. Without options: an "
-                    "interactive shell (or batch mode when commands are piped in).")
+                    "interactive shell (or batch mode when commands are piped in). "
+                    "Subcommands: run-sn, gen-cert, stop-swarm (each has --help).")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--init-script", "--init-script-name", metavar="FILE",
                       default=os.environ.get("SWCI_STARTUP_SCRIPT"),
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--usr-dir", metavar="DIR",
                         help="the user directory: the working directory to start in, where "
                              "--init-script is looked up, and what /platform/swarm/usr maps to")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="where START SN keeps local nodes, logs and the throwaway PKI "
+                             "(default: SWARM_WORKSPACE or ./.swarm)")
     parser.add_argument("--version", action="version", version=f"swci {__version__}")
     return parser
 
@@ -75,6 +79,11 @@ def _interactive_or_batch(interp: Interpreter) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the swci console script."""
+    from swci.commands_cli import SUBCOMMANDS
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     if args.check:
         problems = [problem for path in args.check for problem in check_file(path)]
@@ -86,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: OK")
         return ExitCode.SYNTAX_ERROR if problems else ExitCode.OK
     interp = Interpreter(_session(args.usr_dir))
+    if args.workspace:
+        interp.state.workspace = Path(args.workspace).expanduser().resolve()
     try:
         if args.script:
             path = Path(args.script)

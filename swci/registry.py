@@ -25,11 +25,12 @@ HANDLER_MODULES = (
     "swci.interpreter.handlers.context",
     "swci.interpreter.handlers.network",
     "swci.interpreter.handlers.session",
+    "swci.interpreter.handlers.nodes",
 )
 
 AREAS = {
     "context": "Contexts", "contract": "Training contracts", "task": "Tasks",
-    "taskrunner": "Taskrunners", "session": "Session",
+    "taskrunner": "Taskrunners", "session": "Session", "nodes": "Local nodes",
 }
 
 

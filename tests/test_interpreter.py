@@ -64,7 +64,8 @@ def test_run_line_syntax_error_is_an_error_line(interp):
     out = CollectingOutput()
     assert interp.run_line("LIST TASKSS", out) is Outcome.FAILED
     assert out.errors == ["ERROR : syntax error at column 6: unexpected 'TASKSS'; expected "
-                          "CONTEXT, CONTEXTS, CONTRACTS, NODES, TASKRUNNER, TASKRUNNERS or TASKS "
+                          "CONTEXT, CONTEXTS, CONTRACTS, LOCAL, NODES, TASKRUNNER, TASKRUNNERS or "
+                          "TASKS "
                           "(did you mean TASKS?)"]
     assert interp.state.counter == 0
 

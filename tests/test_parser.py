@@ -93,6 +93,14 @@ GOOD = [
     ("EXIT", c.Exit()),
     ("HELP", c.Help()),
     ("help create contract", c.Help(help_topic=["create", "contract"])),
+    ("START SN sn1 SENTINEL", c.StartSn(node_name="sn1", sentinel="SENTINEL")),
+    ("start sn sn2 sentinel ip 10.0.0.5 31304 api port 32304 p2p port 32303",
+     c.StartSn(node_name="sn2", sentinel="SENTINEL", sentinel_ip="10.0.0.5", sentinel_port=31304,
+               api_port=32304, p2p_port=32303)),
+    ("START SN sn3 API PORT 40000", c.StartSn(node_name="sn3", api_port=40000)),
+    ("STOP SN sn1", c.StopSn(node_name="sn1")),
+    ("STOP SWARM", c.StopSwarm()),
+    ("LIST LOCAL NODES", c.ListLocalNodes()),
 ]
 
 

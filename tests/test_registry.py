@@ -68,7 +68,8 @@ def test_help_lists_every_hpe_command_name():
         "WAIT FOR TASKRUNNER", "RESET TASKRUNNER", "WAIT FOR IP", "WAIT FOR SERVICE", "SLEEP",
         "CD", "LS", "PWD", "LIST NODES", "EXIT", "EXIT ON FAILURE", "HELP",
     }
-    assert set(command_names()) == hpe_2_3_0
+    local_nodes = {"START SN", "STOP SN", "STOP SWARM", "LIST LOCAL NODES"}
+    assert set(command_names()) == hpe_2_3_0 | local_nodes
 
 
 def test_find_exact_then_prefix():

@@ -80,6 +80,11 @@ class _LockedProvider(EthereumTesterProvider):
         with self._lock:
             try:
                 return super().make_request(method, params)
+            except TransactionFailed as exc:
+                # eth-tester raises on a revert; answer as a JSON-RPC node does, so that web3
+                # raises ContractLogicError here as it does for every other SN
+                return _reverted(repr(self._current_request_id), str(exc.args[0] if exc.args
+                                                                      else exc))
             finally:
                 if self._store is not None:
                     self._store.commit()
@@ -104,6 +109,8 @@ class EmbeddedChain:
     def handle_rpc(self, payload: Any) -> Any:
         """Answer one JSON-RPC request object or a batch, in wire format."""
         if isinstance(payload, list):
+            if not payload:
+                return _error(None, -32600, "invalid request: empty batch")
             return [self._one(item) for item in payload]
         return self._one(payload)
 
@@ -113,6 +120,8 @@ class EmbeddedChain:
         request_id = request.get("id")
         method = request["method"]
         params = request.get("params") or []
+        if not isinstance(params, list):
+            return _error(request_id, -32602, "invalid params: expected an array")
         if method in _NEEDS_SENDER and params and isinstance(params[0], dict):
             params = [{"from": self._default_sender(), **params[0]}, *params[1:]]
         try:

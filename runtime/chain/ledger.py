@@ -141,8 +141,9 @@ class Ledger:
         name = self._topics[kind].get(topic)
         if name is None:
             return None
-        processed = getattr(self.contracts[kind].events, name)().process_log(entry)
-        return name, dict(processed["args"])
+        args = getattr(self.contracts[kind].events, name)().process_log(entry)["args"]
+        # not dict(args): an event argument named `keys` (NodesAlive) shadows the method
+        return name, {arg: args[arg] for arg in args}
 
 
 def _event_topics(abi: list[dict[str, Any]]) -> dict[bytes, str]:

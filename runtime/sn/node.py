@@ -172,6 +172,11 @@ class SwarmNetworkNode:
             self._stop.set()
             if heartbeat.is_alive():
                 heartbeat.join(timeout=5)
+            if not cfg.sentinel:
+                try:
+                    service.deregister_node(self.uid)
+                except Exception as exc:  # noqa: BLE001 - the chain may already be gone
+                    log.warning("Could not mark this SN as gone: %s", exc)
             if self.chain is not None:
                 self.chain.close()
             log.info("SN stopped")

@@ -125,7 +125,8 @@ class SwarmService:
         try:
             lines = task_body_lines(definition)[1:]
         except DefinitionError as exc:
-            raise ServiceError(422, "; ".join(p.message for p in exc.problems)) from None
+            raise ServiceError(422, "invalid task definition: " + "; ".join(
+                f"{p.path}: {p.message}" if p.path else p.message for p in exc.problems)) from None
         if len(lines) > MAX_BODY_LINES:
             raise ServiceError(422, f"the task body is {len(lines)} lines long; a task holds at "
                                     f"most {MAX_BODY_LINES}")

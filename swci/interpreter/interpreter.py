@@ -45,14 +45,17 @@ class Interpreter:
     """Runs SWCI commands against a session state."""
 
     def __init__(self, state: SessionState | None = None, *,
-                 client_factory: ClientFactory = client_for,
+                 client_factory: ClientFactory | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.state = state or SessionState(cwd=Path.cwd())
-        self.client_factory = client_factory
+        self.client_factory = client_factory or self._workspace_client
         self.sleep = sleep
         self.monotonic = monotonic
         self.exit_requested = False
+
+    def _workspace_client(self, host: str, port: int) -> SwarmNetworkClient:
+        return client_for(host, port, self.state.workspace_dir())
 
     # -- running ---------------------------------------------------------------------------------
 

@@ -38,6 +38,16 @@ class SessionState:
     exit_on_failure: bool = False
     counter: int = 0
     previous_cwd: Path | None = None
+    workspace: Path | None = None
+
+    def workspace_dir(self) -> Path:
+        """Where local nodes live: --workspace, SWARM_WORKSPACE, or ./.swarm from the start."""
+        if self.workspace is None:
+            import os
+
+            self.workspace = Path(os.environ.get("SWARM_WORKSPACE") or
+                                  self.cwd / ".swarm").resolve()
+        return self.workspace
 
     @property
     def prompt(self) -> str:

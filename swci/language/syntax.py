@@ -123,8 +123,23 @@ def role_type(role: str) -> str:
     return "|".join(kinds) or "string"
 
 
+def flag_keyword(role: str) -> str | None:
+    """The keyword of a flag role (one rule, one keyword terminal, e.g. sentinel: SENTINEL)."""
+    rule = grammar_rules().get(role)
+    if rule is None or len(rule.alternatives) != 1 or len(rule.alternatives[0]) != 1:
+        return None
+    token = rule.alternatives[0][0]
+    if token in _TYPES or not token.isupper():
+        return None
+    return role_type(role)
+
+
 def placeholder(role: str, optional: bool = False, many: bool = False) -> str:
-    """<TaskName : string>, or [Port : int] when optional, with ' ...' when repeated."""
+    """<TaskName : string>, or [Port : int] when optional, with ' ...' when repeated; a flag
+    role is its keyword."""
+    flag = flag_keyword(role)
+    if flag is not None:
+        return f"[{flag}]" if optional else flag
     inner = f"{pascal(role)} : {role_type(role)}" + (" ..." if many else "")
     return f"[{inner}]" if optional else f"<{inner}>"
 

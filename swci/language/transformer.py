@@ -11,7 +11,7 @@ from lark.tree import Meta
 from swci.language.commands import COMMAND_CLASSES, Command
 
 KEYWORD_VALUE_TERMINALS = {"RUN_SWARM", "MAKE_USER_CONTAINER", "MAKE_SWARM_USER_CONTENT",
-                           "PULL_IMAGE", "ON", "OFF"}
+                           "PULL_IMAGE", "ON", "OFF", "SENTINEL"}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ NetworkError with a message that names the API server, e.g.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -186,8 +187,9 @@ def _detail(response: httpx.Response, endpoint: str) -> str:
     return f"API-Server at {endpoint} refused the request (HTTP {response.status_code}): {detail}"
 
 
-def client_for(host: str, port: int) -> SwarmNetworkClient:
-    """The HTTPS client for an API server, with identity from HPE's SWARM_ID_* variables."""
+def client_for(host: str, port: int, workspace: Path | None = None) -> SwarmNetworkClient:
+    """The HTTPS client for an API server, with identity from HPE's SWARM_ID_* variables, or
+    else the swci certificate of the local workspace's PKI when it has one."""
     from swci.network.tls import client_ssl_context
 
-    return HttpSwarmNetworkClient(host, port, ssl_context=client_ssl_context())
+    return HttpSwarmNetworkClient(host, port, ssl_context=client_ssl_context(workspace=workspace))

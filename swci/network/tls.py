@@ -9,14 +9,29 @@ from pathlib import Path
 from swarmlearning.identity.tls import ENV_PREFIX, Identity, client_context, trust_context
 
 
-def client_ssl_context(env: dict[str, str] | None = None) -> ssl.SSLContext:
-    """A client context trusting SWARM_ID_CAPATH/SWARM_ID_CACERT, presenting SWARM_ID_CERT/KEY."""
+def client_ssl_context(env: dict[str, str] | None = None,
+                       workspace: Path | None = None) -> ssl.SSLContext:
+    """A client context trusting SWARM_ID_CAPATH/SWARM_ID_CACERT, presenting SWARM_ID_CERT/KEY;
+    without them, the swci identity of the local workspace's PKI (made by START SN)."""
     env = dict(os.environ if env is None else env)
     identity = Identity.from_env(env, prefix=ENV_PREFIX)
     if identity is not None:
         return client_context(identity)
+    local = _workspace_identity(workspace)
+    if local is not None and not env.get(f"{ENV_PREFIX}CAPATH"):
+        return client_context(local)
     capath, cacert = env.get(f"{ENV_PREFIX}CAPATH"), env.get(f"{ENV_PREFIX}CACERT")
     if capath or cacert:
         return trust_context(Path(capath) if capath else None, Path(cacert) if cacert else None,
                              source=ENV_PREFIX)
     return ssl.create_default_context()
+
+
+def _workspace_identity(workspace: Path | None) -> Identity | None:
+    if workspace is None:
+        return None
+    cert_dir = workspace / "pki" / "cert"
+    cert, key = cert_dir / "swci-1-cert.pem", cert_dir / "swci-1-key.pem"
+    if cert.exists() and key.exists():
+        return Identity(cert=cert, key=key, capath=cert_dir / "ca" / "capath")
+    return None

@@ -13,6 +13,7 @@ from swci.interpreter.output import Output
 from swci.language import commands as c
 from swci.registry import handles
 
+NODE_COLUMNS = ("NodeType", "HostIP", "Port", "ContainerName", "UUID", "ParentUUID", "i-am-alive")
 TERMINAL_STATES = ("COMPLETE", "ERROR", "IDLE")
 DEFAULT_MAX_WAIT_MINUTES = 120.0
 POLL_SECONDS = 2.0
@@ -23,7 +24,10 @@ POLL_SECONDS = 2.0
 @handles(c.ListNodes, "List the nodes registered in the Swarm Network (SN, SL, SWOP) with their "
                       "parent SN and last sign of life.")
 def list_nodes(interp: Interpreter, cmd: c.ListNodes, out: Output) -> None:
-    rows(out, interp.network().list_nodes(), empty="No nodes are registered")
+    nodes = interp.network().list_nodes()
+    out.line(", ".join(NODE_COLUMNS))
+    for node in nodes:
+        out.line(", ".join(str(node.get(column, "")) for column in NODE_COLUMNS))
 
 
 # -- training contracts ----------------------------------------------------------------------------
@@ -137,7 +141,8 @@ def get_task_body(interp: Interpreter, cmd: c.GetTaskBody, out: Output) -> None:
 
 @handles(c.ListTasks, "List the tasks, ROOTTASK first.")
 def list_tasks(interp: Interpreter, cmd: c.ListTasks, out: Output) -> None:
-    rows(out, interp.network().list_tasks())
+    for task in interp.network().list_tasks():
+        out.line(str(task.get("NAME", task)) if isinstance(task, dict) else str(task))
 
 
 # -- taskrunners -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from swci.language.commands.contract import (
     Perfdata,
     ResetContract,
 )
+from swci.language.commands.nodes import ListLocalNodes, StartSn, StopSn, StopSwarm
 from swci.language.commands.session import (
     Cd,
     Exit,
@@ -69,4 +70,5 @@ __all__ = [
     "AssignTask", "AssignTaskAllPeers", "AssignTaskTarget", "CreateTaskrunner",
     "GetTaskrunnerInfo", "GetTaskrunnerPeerStatus", "GetTaskrunnerStatus", "ListTaskrunnerPeers",
     "ListTaskrunners", "ResetTaskrunner", "WaitForTaskrunner",
+    "ListLocalNodes", "StartSn", "StopSn", "StopSwarm",
 ]

@@ -1,0 +1,87 @@
+"""swci's daemon and set-up subcommands: run-sn, gen-cert, stop-swarm.
+
+They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
+`swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def gen_cert(argv: list[str]) -> int:
+    """swci gen-cert --dir DIR --org NAME -i N [--host H ...] [--ip IP ...]."""
+    from swarmlearning.identity.pki import COMPONENTS, add_trusted_ca, generate_pki
+
+    parser = argparse.ArgumentParser(
+        prog="swci gen-cert",
+        description="Write a CA and key/certificate pairs for sn, sl, swci and swop in HPE's "
+                    "layout (DIR/cert/ca/capath/ca-N-cert.pem, DIR/cert/<comp>-N-cert.pem ...).")
+    parser.add_argument("--dir", required=True, help="where to write (DIR/cert/...)")
+    parser.add_argument("--org", default="swarm", help="organisation name in the certificates")
+    parser.add_argument("-i", "--index", type=int, default=1, help="host index N (default 1)")
+    parser.add_argument("--host", action="append", default=None, metavar="NAME",
+                        help="DNS name for the certificates (repeatable; default localhost)")
+    parser.add_argument("--ip", action="append", default=None, metavar="IP",
+                        help="IP address for the certificates (repeatable; default 127.0.0.1)")
+    parser.add_argument("--trust", action="append", default=[], metavar="CA_CERT",
+                        help="another organisation's CA certificate to add to the capath")
+    args = parser.parse_args(argv)
+    try:
+        layout = generate_pki(Path(args.dir), args.org, args.index,
+                              hosts=args.host or ["localhost"], ips=args.ip or ["127.0.0.1"])
+        for ca in args.trust:
+            add_trusted_ca(layout.capath, Path(ca))
+    except (OSError, ValueError) as exc:
+        print(f"swci gen-cert: {exc}", file=sys.stderr)
+        return 1
+    print(f"CA     : {layout.ca_cert}")
+    for comp in COMPONENTS:
+        print(f"{comp.upper():<6} : {layout.cert(comp)}")
+    print(f"CAPATH : {layout.capath}")
+    return 0
+
+
+def stop_swarm(argv: list[str]) -> int:
+    """swci stop-swarm [--all|--sn|--sl|--swop|--swci] [--keep] [--workspace DIR]."""
+    from swarmlearning.nodes.workspace import STOP_ORDER, Workspace
+
+    parser = argparse.ArgumentParser(prog="swci stop-swarm",
+                                     description="Stop the local nodes of a workspace.")
+    for kind in ("all", *STOP_ORDER):
+        parser.add_argument(f"--{kind}", action="store_true", help=f"stop {kind} nodes")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the node records and logs (data is always kept)")
+    parser.add_argument("--workspace", default=None, help="the workspace (default ./.swarm)")
+    args = parser.parse_args(argv)
+    chosen = tuple(kind for kind in STOP_ORDER if getattr(args, kind))
+    kinds = STOP_ORDER if args.all or not chosen else chosen
+    workspace = Workspace(_workspace_path(args.workspace))
+    stopped = workspace.stop_all(kinds, keep=args.keep,
+                                 report=lambda r: print(f"{r.kind.upper()} {r.name} stopped "
+                                                        f"(pid {r.pid})"))
+    if not stopped:
+        print(f"No local nodes in {workspace.root}")
+    return 0
+
+
+def run_sn(argv: list[str]) -> int:
+    from swarmlearning.sn.node import main
+
+    return main(argv)
+
+
+def _workspace_path(value: str | None) -> Path:
+    import os
+
+    return Path(value or os.environ.get("SWARM_WORKSPACE") or ".swarm")
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run-sn": run_sn,
+    "gen-cert": gen_cert,
+    "stop-swarm": stop_swarm,
+}

@@ -1,0 +1,73 @@
+"""Local node commands: START SN, STOP SN, STOP SWARM, LIST LOCAL NODES."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from swci.interpreter.interpreter import CommandFailed, Interpreter
+from swci.interpreter.output import Output, table
+from swci.language import commands as c
+from swci.registry import handles
+
+
+def _workspace(interp: Interpreter):  # noqa: ANN202 - imported lazily: the runtime is heavy
+    from swarmlearning.nodes.workspace import Workspace
+
+    return Workspace(interp.state.workspace_dir())
+
+
+@handles(c.StartSn, "Start a Swarm Network node here, as a background process under the "
+                    "workspace. SENTINEL starts a new swarm; SENTINEL IP joins the sentinel at "
+                    "that address; with neither, it joins the workspace's sentinel or becomes it.")
+def start_sn(interp: Interpreter, cmd: c.StartSn, out: Output) -> None:
+    from swarmlearning.nodes.workspace import NodeError
+
+    workspace = _workspace(interp)
+    out.status(f"Starting SN {cmd.node_name} ...")
+    try:
+        record = workspace.start_sn(cmd.node_name, sentinel=cmd.is_sentinel,
+                                    sentinel_ip=cmd.sentinel_ip, sentinel_port=cmd.sentinel_port,
+                                    api_port=cmd.api_port or 30304,
+                                    p2p_port=cmd.p2p_port or 30303)
+    except (NodeError, OSError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    role = "SENTINEL" if record.role == "sentinel" else "SN"
+    out.line(f"{role} {record.name} STARTED : pid {record.pid}, API "
+             f"{record.host}:{record.ports['api']}")
+    out.line(f"LOG : {record.log}")
+
+
+@handles(c.StopSn, "Stop a Swarm Network node started from this workspace (SIGTERM, then "
+                   "SIGKILL after 10 s); its chain data is kept.")
+def stop_sn(interp: Interpreter, cmd: c.StopSn, out: Output) -> None:
+    from swarmlearning.nodes.workspace import NodeError
+
+    try:
+        record = _workspace(interp).stop(cmd.node_name)
+    except NodeError as exc:
+        raise CommandFailed(str(exc)) from None
+    out.line(f"{record.kind.upper()} {record.name} STOPPED")
+
+
+@handles(c.StopSwarm, "Stop every node started from this workspace: SWOP, SL, then SN, the "
+                      "sentinel last. Chain data is kept.")
+def stop_swarm(interp: Interpreter, cmd: c.StopSwarm, out: Output) -> None:
+    stopped = _workspace(interp).stop_all(
+        report=lambda r: out.line(f"{r.kind.upper()} {r.name} STOPPED"))
+    if not stopped:
+        out.line("No local nodes are running")
+
+
+@handles(c.ListLocalNodes, "List the nodes started from this workspace, running or not.")
+def list_local_nodes(interp: Interpreter, cmd: c.ListLocalNodes, out: Output) -> None:
+    records = _workspace(interp).records()
+    if not records:
+        out.line(f"No local nodes in {interp.state.workspace_dir()}")
+        return
+    rows = [[r.name, r.kind.upper(), r.role.upper(), str(r.pid),
+             ",".join(f"{k}={v}" for k, v in r.ports.items()),
+             "RUNNING" if r.running() else "STOPPED",
+             dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S")]
+            for r in records]
+    for line in table(["NAME", "TYPE", "ROLE", "PID", "PORTS", "STATE", "STARTED"], rows):
+        out.line(line)

@@ -1,0 +1,41 @@
+"""Local node commands: start and stop swarm daemons under the shell's workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swci.language.commands.base import Command, port_number
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartSn(Command, rule="start_sn"):
+    node_name: str
+    sentinel: str | None = None
+    sentinel_ip: str | None = None
+    sentinel_port: int | None = None
+    api_port: int | None = None
+    p2p_port: int | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        """SENTINEL alone makes this SN the sentinel; SENTINEL IP names another one."""
+        return self.sentinel is not None and self.sentinel_ip is None
+
+    def problems(self) -> list[tuple[str, str]]:
+        return (port_number(self.sentinel_port, "sentinel_port")
+                + port_number(self.api_port, "api_port") + port_number(self.p2p_port, "p2p_port"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSn(Command, rule="stop_sn"):
+    node_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSwarm(Command, rule="stop_swarm"):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListLocalNodes(Command, rule="list_local_nodes"):
+    pass
