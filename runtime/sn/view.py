@@ -87,8 +87,9 @@ class SwarmView:
             head = self.ledger.block_number()
             if head <= self.block:
                 return
-            dirty: dict[str, set[bytes]] = {"tasks": set(), "trainings": set(),
-                                            "runners": set(), "nodes": set()}
+            # dicts, not sets: objects new to this SN are listed in the order the chain made them
+            dirty: dict[str, dict[bytes, None]] = {"tasks": {}, "trainings": {}, "runners": {},
+                                                   "nodes": {}}
             for kind, event, args in self.ledger.changes(self.block + 1, head):
                 if event == "NodesAlive":
                     for key in args["keys"]:
@@ -97,7 +98,7 @@ class SwarmView:
                             row["alive_at"] = args["ts"]
                             row["active"] = True
                     continue
-                dirty[kind].add(bytes(args["key"]))
+                dirty[kind][bytes(args["key"])] = None
             for key in dirty["tasks"]:
                 self._reload_task(key)
             for key in dirty["trainings"]:

@@ -54,6 +54,18 @@ class Interpreter:
         self.monotonic = monotonic
         self.exit_requested = False
 
+    def api_endpoint(self, host: str, port: int | None) -> tuple[str, int]:
+        """host and port of an SN API server. A host that names a local node started from this
+        workspace (START SN sn1) resolves to its address and API port, as a container name does
+        on HPE's Docker networks, so HPE scripts saying `create context c with ip sn1` run."""
+        from swci.interpreter.state import DEFAULT_API_PORT
+
+        if port is None:
+            record = _local_node(self.state.workspace_dir(), host)
+            if record is not None:
+                return record["host"], int(record["ports"]["api"])
+        return host, port or DEFAULT_API_PORT
+
     def _workspace_client(self, host: str, port: int) -> SwarmNetworkClient:
         return client_for(host, port, self.state.workspace_dir())
 
@@ -131,3 +143,19 @@ class Interpreter:
         """The client for the active context's (or the given context's) API server."""
         context = context or self.current_context()
         return self.client_factory(context.host, context.port)
+
+
+def _local_node(workspace: Path, name: str) -> dict | None:
+    """The record of a local SN named `name`, when the workspace has one (plain JSON read)."""
+    import json
+
+    if not name.replace("-", "").replace("_", "").isalnum():
+        return None
+    path = workspace / "nodes" / f"{name}.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("kind") != "sn" or "api" not in record.get("ports", {}):
+        return None
+    return record

@@ -5,7 +5,7 @@ from __future__ import annotations
 from swci.interpreter.handlers.format import fields, rows
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output
-from swci.interpreter.state import DEFAULT_API_PORT, DEFAULT_SERVICE_PORT, Context
+from swci.interpreter.state import DEFAULT_SERVICE_PORT, Context
 from swci.language import commands as c
 from swci.registry import handles
 
@@ -34,7 +34,8 @@ def _create(interp: Interpreter, out: Output, context: Context) -> None:
 @handles(c.CreateContextIp, "Create a context for the Swarm Network whose API server is at an IP "
                             "address or host name (port 30304 unless given).")
 def create_context_ip(interp: Interpreter, cmd: c.CreateContextIp, out: Output) -> None:
-    _create(interp, out, Context(cmd.context_name, cmd.host, cmd.port or DEFAULT_API_PORT))
+    host, port = interp.api_endpoint(cmd.host, cmd.port)
+    _create(interp, out, Context(cmd.context_name, host, port))
 
 
 @handles(c.CreateContextService, "Create a context for a Swarm Network reached through a reverse "

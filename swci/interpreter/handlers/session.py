@@ -9,7 +9,6 @@ import stat
 from swci.interpreter.handlers.context import split_service
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output
-from swci.interpreter.state import DEFAULT_API_PORT
 from swci.language import commands as c
 from swci.network import NetworkError
 from swci.registry import all_specs, command_names, find, handles
@@ -41,8 +40,8 @@ def wait_for_api_server(interp: Interpreter, out: Output, host: str, port: int,
 @handles(c.WaitForIp, "Wait until the API server at an IP or host answers (5 s apart; 360 tries "
                       "unless given).")
 def wait_for_ip(interp: Interpreter, cmd: c.WaitForIp, out: Output) -> None:
-    wait_for_api_server(interp, out, cmd.host, cmd.port or DEFAULT_API_PORT,
-                        cmd.retries or WAIT_DEFAULT_RETRIES)
+    host, port = interp.api_endpoint(cmd.host, cmd.port)
+    wait_for_api_server(interp, out, host, port, cmd.retries or WAIT_DEFAULT_RETRIES)
 
 
 @handles(c.WaitForService, "Wait until the API server behind a service name, fqdn[:port], "

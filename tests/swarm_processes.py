@@ -1,0 +1,120 @@
+"""Real swarm processes for integration tests: PKIs, SN daemons on 127.0.0.1, and swci runs.
+Every process started here is stopped by its pid; every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki
+
+READY = "Starting SWARM-API-SERVER on port: "
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_orgs(root: Path, *names: str) -> dict[str, PkiLayout]:
+    """One PKI per organisation (index 1, 2, ...); the first ones listed trust each other."""
+    return {name: generate_pki(root / name, f"org-{name}", index)
+            for index, name in enumerate(names, start=1)}
+
+
+def exchange_cas(*layouts: PkiLayout) -> None:
+    for layout in layouts:
+        for other in layouts:
+            if other is not layout:
+                add_trusted_ca(layout.capath, other.ca_cert)
+
+
+def identity_env(layout: PkiLayout, comp: str = "swci") -> dict[str, str]:
+    return {"SWARM_ID_CERT": str(layout.cert(comp)), "SWARM_ID_KEY": str(layout.key(comp)),
+            "SWARM_ID_CAPATH": str(layout.capath)}
+
+
+@dataclass
+class SN:
+    """One SN daemon process."""
+
+    name: str
+    pki: PkiLayout
+    data_dir: Path
+    log_path: Path
+    api_port: int = field(default_factory=free_port)
+    p2p_port: int = field(default_factory=free_port)
+    sentinel_port: int | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def sentinel(self) -> bool:
+        return self.sentinel_port is None
+
+    def start(self) -> SN:
+        command = [sys.executable, "-m", "swarmlearning.sn", "--host-ip", "127.0.0.1",
+                   "--sn-api-port", str(self.api_port), "--sn-p2p-port", str(self.p2p_port),
+                   "--cert", str(self.pki.cert("sn")), "--key", str(self.pki.key("sn")),
+                   "--capath", str(self.pki.capath), "--data-dir", str(self.data_dir),
+                   "--name", self.name, "--heartbeat", "2"]
+        command += (["--sentinel"] if self.sentinel else
+                    ["--sentinel-ip", "127.0.0.1", "--sentinel-api-port",
+                     str(self.sentinel_port)])
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0, occurrence: int = 1) -> None:
+        self.wait_for(READY, timeout, occurrence)
+
+    def wait_for(self, text: str, timeout: float = 60.0, occurrence: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= occurrence:
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"SN {self.name} exited with {self.process.returncode}:\n"
+                                     f"{self.log()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"SN {self.name}: no {text!r} in {timeout} s:\n"
+                             f"{self.log()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def run_swci(*args: str, cwd: Path, env: dict[str, str], stdin: str = "",
+             timeout: float = 120) -> subprocess.CompletedProcess:
+    full = {**os.environ, "SWCI_HISTORY_FILE": str(cwd / ".history"), **env}
+    return subprocess.run([sys.executable, "-m", "swci", *args], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=timeout, env=full)
+
+
+def output_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """swci's output lines without prompts, stripped of the 4-space indent."""
+    return [line[4:] for line in result.stdout.splitlines() if line.startswith("    ")]
