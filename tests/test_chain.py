@@ -11,6 +11,7 @@ import datetime as dt
 import gc
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,17 @@ def fresh() -> Swarm:
     return fresh_swarm()
 
 
+@pytest.fixture(scope="module")
+def task(swarm: Swarm) -> str:
+    """A finalized task on the shared chain (finalized tasks never change)."""
+    return finalized_task(swarm.service)
+
+
+@pytest.fixture(scope="module")
+def other_task(swarm: Swarm) -> str:
+    return finalized_task(swarm.service)
+
+
 def refused(status: int, *fragments: str) -> Any:
     """Context manager: a ServiceError with this status whose message holds every fragment."""
     return _Refused(status, fragments)
@@ -124,16 +136,17 @@ class _Refused:
         return self.info
 
     def __exit__(self, *exc: Any) -> bool:
-        handled = self._raises.__exit__(*exc)
+        if not self._raises.__exit__(*exc):
+            return False  # another exception: let it through as it is
         error = self.info.value
         assert error.status == self.status, f"{error.status}: {error.message}"
         for fragment in self.fragments:
-            assert fragment in error.message
-        return handled
+            assert fragment in error.message, error.message
+        return True
 
 
 def rejected(reason: str) -> Any:
-    return pytest.raises(ChainRejected, match=f"^{reason}$")
+    return pytest.raises(ChainRejected, match=f"^{re.escape(reason)}$")
 
 
 def header(name: str, **changes: str) -> dict[str, str]:
@@ -164,7 +177,7 @@ def finalized_task(service: SwarmService, prefix: str = "task") -> str:
     return name
 
 
-# -- defaults ---------------------------------------------------------------------------------------
+# -- defaults --------------------------------------------------------------------------------------
 
 
 def test_deploy_creates_the_default_objects(fresh: Swarm) -> None:
@@ -187,7 +200,7 @@ def test_roottask_stays_first(swarm: Swarm) -> None:
     assert swarm.service.list_tasks()[0]["NAME"] == ROOT_TASK
 
 
-# -- tasks ------------------------------------------------------------------------------------------
+# -- tasks -----------------------------------------------------------------------------------------
 
 
 def test_task_is_created_filled_and_finalized(swarm: Swarm) -> None:
@@ -220,8 +233,8 @@ def test_finalized_task_cannot_change(swarm: Swarm) -> None:
     assert service.task_info(name)["STATE"] == "FINALIZED"
 
 
-def test_contract_itself_protects_finalized_task(swarm: Swarm) -> None:
-    name = finalized_task(swarm.service)
+def test_contract_itself_protects_finalized_task(swarm: Swarm, task: str) -> None:
+    name = task
     ledger = swarm.ledger
     with rejected("a finalized task cannot be deleted"):
         ledger.transact("tasks", "delete", name)
@@ -291,13 +304,15 @@ def test_over_long_header_text_refused(swarm: Swarm, field: str) -> None:
     assert swarm.service.create_task(task)["NAME"] == task["Name"]
 
 
-@pytest.mark.parametrize("index", [0, 81, -1, True, "1", 1.0])
-def test_body_line_index_out_of_range_refused(swarm: Swarm, index: Any) -> None:
+def test_body_line_index_out_of_range_refused(swarm: Swarm) -> None:
     name = unique("index")
     swarm.service.create_task(header(name))
-    with refused(422, "1 to 80"):
-        swarm.service.append_task_body(name, index, "x")
+    block = swarm.ledger.block_number()
+    for index in (0, 81, -1, True, "1", 1.0, None):
+        with refused(422, "1 to 80"):
+            swarm.service.append_task_body(name, index, "x")
     assert swarm.service.task_info(name)["BODY_LINES"] == 0
+    assert swarm.ledger.block_number() == block
 
 
 def test_body_line_over_160_characters_refused(swarm: Swarm) -> None:
@@ -309,16 +324,15 @@ def test_body_line_over_160_characters_refused(swarm: Swarm) -> None:
     assert swarm.service.task_body(name) == ["---", *[""] * 79, "w" * 160]
 
 
-def test_prereq_must_exist(swarm: Swarm) -> None:
+def test_prereq_must_exist(swarm: Swarm, task: str) -> None:
     missing = unique("missing")
     with refused(422, "Prereq", missing):
         swarm.service.create_task(header(unique("orphan"), Prereq=missing))
     with rejected("prerequisite task does not exist"):
         swarm.ledger.transact("tasks", "create", unique("orphan"), "RUN_SWARM", "a", missing,
                               "o", T0)
-    parent = finalized_task(swarm.service, "parent")
     child = unique("child")
-    assert swarm.service.create_task(header(child, Prereq=parent))["PREREQ"] == parent
+    assert swarm.service.create_task(header(child, Prereq=task))["PREREQ"] == task
 
 
 def test_register_task_stores_the_whole_definition(swarm: Swarm) -> None:
@@ -378,7 +392,7 @@ def test_register_task_refuses_bodies_the_chain_cannot_hold(swarm: Swarm) -> Non
     assert swarm.service.list_tasks() == before
 
 
-# -- training contracts -----------------------------------------------------------------------------
+# -- training contracts ----------------------------------------------------------------------------
 
 
 def checkins(*peers: tuple[bytes, bytes, int]) -> list[tuple[bytes, bytes, int]]:
@@ -466,10 +480,10 @@ def test_unknown_contract_is_404(swarm: Swarm) -> None:
         swarm.ledger.transact("trainings", "complete", name, T0)
 
 
-# -- taskrunners ------------------------------------------------------------------------------------
+# -- taskrunners -----------------------------------------------------------------------------------
 
 
-def test_taskrunner_runs_a_task_to_completion(swarm: Swarm) -> None:
+def test_taskrunner_runs_a_task_to_completion(swarm: Swarm, task: str, other_task: str) -> None:
     service, ledger = swarm.service, swarm.ledger
     runner = unique("runner")
     info = service.create_taskrunner(runner)
@@ -484,7 +498,6 @@ def test_taskrunner_runs_a_task_to_completion(swarm: Swarm) -> None:
         ledger.transact("runners", "assign", runner, draft, 2, False, "", T0)
     with refused(404):
         service.assign_task(runner, unique("no-such-task"), peers=2)
-    task = finalized_task(service)
     with refused(422, "peers needed"):
         service.assign_task(runner, task, peers=0)
     with refused(409, "no running task"):
@@ -494,7 +507,7 @@ def test_taskrunner_runs_a_task_to_completion(swarm: Swarm) -> None:
     assert (status["TASK"], status["TASK_STATE"], status["PEERS_NEEDED"], status["TASK_TYPE"],
             status["PEER_TYPE"]) == (task, "RUNNING", 2, "MAKE_USER_CONTAINER", "SWOP")
     assert {"NAME": runner, "STATE": "RUNNING", "TASK": task} in service.list_taskrunners()
-    other = finalized_task(service)
+    other = other_task
     with refused(409, "RUNNING", "RESET TASKRUNNER"):
         service.assign_task(runner, other, peers=1)
     with rejected("taskrunner is busy; reset it first"):
@@ -545,11 +558,11 @@ def test_taskrunner_runs_a_task_to_completion(swarm: Swarm) -> None:
     assert service.taskrunner_status(runner)["ENROLLED_PEERS"] == 1
 
 
-def test_failed_swop_fails_the_task(swarm: Swarm) -> None:
+def test_failed_swop_fails_the_task(swarm: Swarm, task: str) -> None:
     service = swarm.service
     runner = unique("runner")
     service.create_taskrunner(runner)
-    service.assign_task(runner, finalized_task(service), peers=2)
+    service.assign_task(runner, task, peers=2)
     service.enroll(runner, "swop-ok", "g")
     service.enroll(runner, "swop-bad", "g")
     service.report(runner, "swop-bad", "ERROR", "docker build failed: no space left")
@@ -566,17 +579,17 @@ def test_failed_swop_fails_the_task(swarm: Swarm) -> None:
     assert service.reset_taskrunner(runner)["TASK_STATE"] == "IDLE"
 
 
-def test_target_assignment_on_a_running_taskrunner(swarm: Swarm) -> None:
+def test_target_assignment_on_a_running_taskrunner(swarm: Swarm, task: str,
+                                                   other_task: str) -> None:
     service = swarm.service
     runner = unique("runner")
     service.create_taskrunner(runner)
-    task = finalized_task(service)
     status = service.assign_task(runner, task, target="swop-first")
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", 1)
     status = service.assign_task(runner, task, target="swop-second")
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", 2)
     with refused(409, "taskrunner runs another task"):
-        service.assign_task(runner, finalized_task(service), target="swop-third")
+        service.assign_task(runner, other_task, target="swop-third")
     service.enroll(runner, "swop-first", "g")
     service.report(runner, "swop-first", "COMPLETE")
     assert service.taskrunner_status(runner)["TASK_STATE"] == "RUNNING"
@@ -587,14 +600,14 @@ def test_target_assignment_on_a_running_taskrunner(swarm: Swarm) -> None:
         service.assign_task(runner, task, target="swop-third")
 
 
-def test_all_peers_assignment(swarm: Swarm) -> None:
+def test_all_peers_assignment(swarm: Swarm, task: str) -> None:
     runner = unique("runner")
     swarm.service.create_taskrunner(runner)
-    status = swarm.service.assign_task(runner, finalized_task(swarm.service), all_peers=True)
+    status = swarm.service.assign_task(runner, task, all_peers=True)
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", "ALL")
 
 
-# -- nodes ------------------------------------------------------------------------------------------
+# -- nodes -----------------------------------------------------------------------------------------
 
 
 def test_nodes_register_beat_and_leave(fresh: Swarm) -> None:
@@ -634,7 +647,7 @@ def test_nodes_register_beat_and_leave(fresh: Swarm) -> None:
         ("uid-sn", "10.0.0.1"), ("uid-sl", "10.0.0.9")]
 
 
-# -- another writer ---------------------------------------------------------------------------------
+# -- another writer --------------------------------------------------------------------------------
 
 
 def test_view_follows_another_writer(swarm: Swarm) -> None:
@@ -670,7 +683,7 @@ def test_view_follows_another_writer(swarm: Swarm) -> None:
         other.service.report(runner, "swop-stranger", "COMPLETE")
 
 
-# -- persistence ------------------------------------------------------------------------------------
+# -- persistence -----------------------------------------------------------------------------------
 
 
 def test_chain_survives_a_restart(tmp_path) -> None:
@@ -718,7 +731,7 @@ def test_acknowledged_writes_survive_a_crash(tmp_path) -> None:
         chain.close()
 
 
-# -- JSON-RPC wire format ---------------------------------------------------------------------------
+# -- JSON-RPC wire format --------------------------------------------------------------------------
 
 
 def rpc(method: str, params: list[Any] | None = None, request_id: Any = 1) -> dict[str, Any]:

@@ -99,7 +99,8 @@ class Ledger:
         """Send one transaction and wait for its receipt; a revert raises ChainRejected."""
         call = getattr(self.contracts[kind].functions, function)(*args)
         with self._write_lock:
-            tx = call.transact({"from": self.sender, "gas": WRITE_GAS})
+            tx = call.transact({"from": self.sender, "gas": WRITE_GAS,
+                                "chainId": self.addresses.chain_id})
             receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=120, poll_latency=0.05)
         if receipt["status"] == 1:
             return dict(receipt)
@@ -112,7 +113,8 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------------
 
     def read(self, kind: str, function: str, *args: Any) -> Any:
-        return getattr(self.contracts[kind].functions, function)(*args).call()
+        return getattr(self.contracts[kind].functions, function)(*args).call(
+            {"from": self.sender})
 
     def keys(self, kind: str) -> list[bytes]:
         count_fn = {"nodes": "node_count", "tasks": "task_count", "runners": "runner_count",
