@@ -29,5 +29,6 @@ def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("SWARM_LOG_LEVEL") or "INFO").upper())
-    for noisy in ("uvicorn.error", "uvicorn.access", "httpx", "httpcore", "web3", "eth", "urllib3", "asyncio"):
+    for noisy in ("uvicorn.error", "uvicorn.access", "httpx", "httpcore", "web3", "eth",
+                  "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -136,3 +136,14 @@ def test_missing_script_and_bad_usr_dir(tmp_path):
 def test_version(tmp_path):
     result = run_swci("--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("swci ")
+
+
+def test_check_validates_task_definitions_against_the_schema(tmp_path):
+    (tmp_path / "task.yaml").write_text(
+        "Name: t\nTaskType: PULL_IMAGE\nAuthor: me\nPrereq: ROOTTASK\nOutcome: o\n"
+        "Body:\n  Tag: '1'\n  RepoName: r\n  Auth: null\n  Extra: 1\n")
+    result = run_swci("--check", "task.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "task.yaml:7:3: Body.OrgAndReg: required key is missing"
+    assert lines[1].startswith("task.yaml:10:3: Body.Extra: ")

@@ -213,6 +213,27 @@ def test_client_from_an_unknown_ca_is_refused(swarm):
     assert any("Unable to contact API-Server" in line for line in output_lines(result))
 
 
+def test_completion_offers_live_names_from_the_sn(swarm, monkeypatch, tmp_path):
+    from swci.interpreter import CollectingOutput, Interpreter, SessionState
+    from swci.shell.completion import suggest
+    from swci.shell.names import LiveNames
+
+    for key, value in identity_env(swarm["orgs"]["b"]).items():
+        monkeypatch.setenv(key, value)
+    interp = Interpreter(SessionState(cwd=tmp_path))
+    out = CollectingOutput()
+    interp.run_line(f"CREATE CONTEXT live WITH IP 127.0.0.1 {swarm['second'].api_port}", out)
+    interp.run_line("SWITCH CONTEXT live", out)
+    assert not out.errors
+    names = LiveNames(interp)
+    names.refresh()
+    names._thread.join(timeout=30)
+    assert {"env_build_task", "swarm_run_task", "ROOTTASK"} <= set(names.names("tasks"))
+    assert "defaulttaskbb.taskdb.sml.hpe" in names.names("taskrunners")
+    offered = [s.text for s in suggest("FINALIZE TASK env_", names)]
+    assert "env_build_task" in offered
+
+
 def test_state_survives_kill_9_of_the_sentinel(swarm):
     sentinel = swarm["sentinel"]
     tasks = _list(swarm, sentinel, "a", "list tasks")
