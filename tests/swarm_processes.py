@@ -52,6 +52,7 @@ class SN:
     api_port: int = field(default_factory=free_port)
     p2p_port: int = field(default_factory=free_port)
     sentinel_port: int | None = None
+    extra: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
 
     @property
@@ -67,6 +68,7 @@ class SN:
         command += (["--sentinel"] if self.sentinel else
                     ["--sentinel-ip", "127.0.0.1", "--sentinel-api-port",
                      str(self.sentinel_port)])
+        command += self.extra
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
