@@ -14,7 +14,8 @@ b. warm restart: the same data directory again (the chain and its contracts alre
 c. restart after `kill -9`: a sentinel that has written the throughput transactions below (at
    least `--tx` chain transactions) is killed with SIGKILL, then started again on the same data
    directory; spawn to readiness, and a check that every contract written before the kill is
-   still there.
+   still there. The same data directory is then stopped cleanly and started once more, which
+   separates what the crash costs from what the amount of data costs.
 d. throughput through the REST API (HTTPS, mutual TLS): `--tx` sequential POST /v1/contracts
    from one client (each one chain transaction), the same number from 4 concurrent client
    threads, and `--reads` GET /v1/tasks (answered from the SN's event-fed cache) from one
@@ -278,6 +279,9 @@ def bench_throughput(pki: PkiLayout, work: Path, tx: int, reads: int,
         result["after_kill9"]["contracts_missing"] = len(missing)
         if missing:
             raise RuntimeError(f"{len(missing)} contracts lost by kill -9, e.g. {missing[:5]}")
+        sn.stop()
+        sn.start()  # the same data again after a clean stop: separates the crash from the size
+        result["after_clean_stop"] = dict(sn.marks)
     finally:
         sn.stop()
     return result
@@ -312,6 +316,7 @@ def run(runs: int, tx: int, reads: int, heartbeat: float = SN_HEARTBEAT_S) -> di
         "warm_restart": warm,
         "clean_stop": summary(starts["stop"]),
         "restart_after_kill9": through.pop("after_kill9"),
+        "restart_same_data_clean": through.pop("after_clean_stop"),
         "throughput": through,
         "ratios": {
             "cold_over_import_floor": cold_median / floor_median,
@@ -326,6 +331,7 @@ def report(res: dict[str, Any]) -> str:
         return f"| {label:<44} | {s['min']:6.2f} | {s['median']:6.2f} | {s['max']:6.2f} |"
 
     cold, warm, k9 = res["cold_start"], res["warm_restart"], res["restart_after_kill9"]
+    clean = res["restart_same_data_clean"]
     runs = res["settings"]["runs"]
     lines = [
         f"Machine: {res['machine']['cpus']} CPUs, Python {res['machine']['python']}, "
@@ -348,6 +354,8 @@ def report(res: dict[str, Any]) -> str:
         f"written before the kill): ready in {k9['ready']:.2f} s (banner {k9['banner']:.2f} s, "
         f"chain {k9['chain']:.2f} s); contracts missing afterwards: "
         f"{k9['contracts_missing']}",
+        f"Restart of that data directory again after a clean stop: ready in "
+        f"{clean['ready']:.2f} s (banner {clean['banner']:.2f} s, chain {clean['chain']:.2f} s)",
         "",
         "| Throughput (HTTPS, mutual TLS)           | clients |   ops | ops/s | p50 ms | p95 ms |",
         "|------------------------------------------|---------|-------|-------|--------|--------|",

@@ -36,7 +36,7 @@ class Listener:
 def bind(host: str, port: int, label: str) -> socket.socket:
     """A listening TCP socket, or PortInUse naming what could not be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
