@@ -39,6 +39,7 @@ __all__ = [
     "task_body_lines",
     "validate_document",
     "validate_marked",
+    "validate_object",
 ]
 
 LINE_LIMIT = 160
