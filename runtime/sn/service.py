@@ -72,12 +72,24 @@ class SwarmService:
 
     # -- tasks -------------------------------------------------------------------------------------
 
-    def _task(self, name: str) -> dict[str, Any]:
+    def _existing(self, table: str, name: str, noun: str) -> dict[str, Any]:
+        """The cached row of a named object, or 404 naming the command that lists them."""
         self.view.sync()
-        row = self.view.tasks.rows.get(key_of(name))
+        row = getattr(self.view, table).rows.get(key_of(name))
         if row is None:
-            raise ServiceError(404, f"task {name!r} does not exist (LIST TASKS shows the tasks)")
+            raise ServiceError(404, f"{noun} {name!r} does not exist (LIST {noun.upper()}S "
+                                    f"shows the {noun}s)")
         return row
+
+    def _new(self, table: str, name: str, noun: str, why: str = "") -> None:
+        """409 when a named object already exists."""
+        _text(name, f"{noun} name")
+        self.view.sync()
+        if key_of(name) in getattr(self.view, table).rows:
+            raise ServiceError(409, f"{noun} {name!r} already exists{why}")
+
+    def _task(self, name: str) -> dict[str, Any]:
+        return self._existing("tasks", name, "task")
 
     def list_tasks(self) -> list[dict[str, Any]]:
         self.view.sync()
@@ -176,22 +188,14 @@ class SwarmService:
     # -- training contracts ------------------------------------------------------------------------
 
     def _training(self, name: str) -> dict[str, Any]:
-        self.view.sync()
-        row = self.view.trainings.rows.get(key_of(name))
-        if row is None:
-            raise ServiceError(404, f"contract {name!r} does not exist (LIST CONTRACTS shows "
-                                    "the contracts)")
-        return row
+        return self._existing("trainings", name, "contract")
 
     def list_contracts(self) -> list[dict[str, Any]]:
         self.view.sync()
         return [self._contract_status(row) for row in self.view.trainings.listed()]
 
     def create_contract(self, name: str) -> dict[str, Any]:
-        _text(name, "contract name")
-        self.view.sync()
-        if key_of(name) in self.view.trainings.rows:
-            raise ServiceError(409, f"contract {name!r} already exists; contracts are permanent")
+        self._new("trainings", name, "contract", "; contracts are permanent")
         self._write("trainings", "create", name, self._now())
         return self.contract_info(name)
 
@@ -227,12 +231,7 @@ class SwarmService:
     # -- taskrunners -------------------------------------------------------------------------------
 
     def _runner(self, name: str) -> dict[str, Any]:
-        self.view.sync()
-        row = self.view.runners.rows.get(key_of(name))
-        if row is None:
-            raise ServiceError(404, f"taskrunner {name!r} does not exist (LIST TASKRUNNERS shows "
-                                    "the taskrunners)")
-        return row
+        return self._existing("runners", name, "taskrunner")
 
     def list_taskrunners(self) -> list[dict[str, Any]]:
         self.view.sync()
@@ -240,10 +239,7 @@ class SwarmService:
                  "TASK": row["task"] or "Empty"} for row in self.view.runners.listed()]
 
     def create_taskrunner(self, name: str) -> dict[str, Any]:
-        _text(name, "taskrunner name")
-        self.view.sync()
-        if key_of(name) in self.view.runners.rows:
-            raise ServiceError(409, f"taskrunner {name!r} already exists")
+        self._new("runners", name, "taskrunner")
         self._write("runners", "create", name, self._now())
         return self.taskrunner_info(name)
 
