@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import uvicorn
+
+WORKER_THREADS = 256
 
 
 class PortInUse(OSError):
@@ -72,6 +75,8 @@ def serve_all(listeners: list[Listener], tls: ssl.SSLContext,
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        # long polls and batched writes each hold a worker thread while they wait
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
 
         def stop() -> None:
             for server in servers:

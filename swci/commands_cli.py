@@ -1,4 +1,4 @@
-"""swci's daemon and set-up subcommands: run-sn, gen-cert, stop-swarm.
+"""swci's daemon and set-up subcommands: run-sn, run-sl, gen-cert, stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -74,6 +74,12 @@ def run_sn(argv: list[str]) -> int:
     return main(argv)
 
 
+def run_sl(argv: list[str]) -> int:
+    from swarmlearning.sl.node import main
+
+    return main(argv)
+
+
 def _workspace_path(value: str | None) -> Path:
     import os
 
@@ -82,6 +88,7 @@ def _workspace_path(value: str | None) -> Path:
 
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run-sn": run_sn,
+    "run-sl": run_sl,
     "gen-cert": gen_cert,
     "stop-swarm": stop_swarm,
 }

@@ -15,6 +15,8 @@ from pathlib import Path
 from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki
 
 READY = "Starting SWARM-API-SERVER on port: "
+SL_READY = "Starting SWARM-LEARNING-FS on port: "
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -41,8 +43,51 @@ def identity_env(layout: PkiLayout, comp: str = "swci") -> dict[str, str]:
             "SWARM_ID_CAPATH": str(layout.capath)}
 
 
+class Daemon:
+    """Log reading, bounded waits and stopping by pid, for one daemon process."""
+
+    name: str
+    log_path: Path
+    process: subprocess.Popen | None
+    ready_line = READY
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0, occurrence: int = 1) -> None:
+        self.wait_for(self.ready_line, timeout, occurrence)
+
+    def wait_for(self, text: str, timeout: float = 60.0, occurrence: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= occurrence:
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n"
+                                     f"{self.log()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: no {text!r} in {timeout} s:\n"
+                             f"{self.log()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+
 @dataclass
-class SN:
+class SN(Daemon):
     """One SN daemon process."""
 
     name: str
@@ -76,40 +121,6 @@ class SN:
                                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         return self
 
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait_ready(self, timeout: float = 60.0, occurrence: int = 1) -> None:
-        self.wait_for(READY, timeout, occurrence)
-
-    def wait_for(self, text: str, timeout: float = 60.0, occurrence: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log().count(text) >= occurrence:
-                return
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"SN {self.name} exited with {self.process.returncode}:\n"
-                                     f"{self.log()[-3000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"SN {self.name}: no {text!r} in {timeout} s:\n"
-                             f"{self.log()[-3000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(timeout=10)
-
-    def kill9(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
 def run_swci(*args: str, cwd: Path, env: dict[str, str], stdin: str = "",
              timeout: float = 120) -> subprocess.CompletedProcess:
     full = {**os.environ, "SWCI_HISTORY_FILE": str(cwd / ".history"), **env}
@@ -120,3 +131,50 @@ def run_swci(*args: str, cwd: Path, env: dict[str, str], stdin: str = "",
 def output_lines(result: subprocess.CompletedProcess) -> list[str]:
     """swci's output lines without prompts, stripped of the 4-space indent."""
     return [line[4:] for line in result.stdout.splitlines() if line.startswith("    ")]
+
+
+@dataclass
+class SL(Daemon):
+    """One SL daemon process, with or without an ML program beside it."""
+
+    name: str
+    pki: PkiLayout
+    sn: SN
+    data_dir: Path
+    log_path: Path
+    fs_port: int = field(default_factory=free_port)
+    ml_cmd: str = ""
+    ml_env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    ready_line = SL_READY
+
+    @property
+    def channel(self) -> Path:
+        return self.data_dir / "channel.sock"
+
+    def start(self) -> SL:
+        command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", "127.0.0.1",
+                   "--sn-ip", "127.0.0.1", "--sn-api-port", str(self.sn.api_port),
+                   "--sl-fs-port", str(self.fs_port), "--cert", str(self.pki.cert("sl")),
+                   "--key", str(self.pki.key("sl")), "--capath", str(self.pki.capath),
+                   "--data-dir", str(self.data_dir), "--name", self.name, "--heartbeat", "1"]
+        if self.ml_cmd:
+            command += ["--ml-cmd", self.ml_cmd]
+            command += [arg for key, value in self.ml_env.items()
+                        for arg in ("--ml-e", f"{key}={value}")]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                                 **self.env})
+        return self
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running after {timeout} s:\n"
+                                 f"{self.log()[-4000:]}") from None

@@ -395,8 +395,9 @@ def test_register_task_refuses_bodies_the_chain_cannot_hold(swarm: Swarm) -> Non
 # -- training contracts ----------------------------------------------------------------------------
 
 
-def checkins(*peers: tuple[bytes, bytes, int]) -> list[tuple[bytes, bytes, int]]:
-    return list(peers)
+def checkins(*peers: tuple[bytes, bytes, int]) -> list[tuple[bytes, bytes, int, int]]:
+    """Check-in entries with flags 1 (may lead, still training)."""
+    return [(*peer, 1) for peer in peers]
 
 
 def test_training_contract_lifecycle(swarm: Swarm) -> None:
@@ -420,12 +421,13 @@ def test_training_contract_lifecycle(swarm: Swarm) -> None:
     assert service.contract_status(name)["STATE"] == "RUNNING"
     ledger.transact("trainings", "checkin", name, 0, checkins((a, b"\x03" * 32, 11)), T0)
     round0 = ledger.read("trainings", "round_checkins", key, 0)
-    assert [(bytes(p), bytes(h), w) for p, h, w in round0] == [
+    assert [(bytes(p), bytes(h), w) for p, h, w, _ in round0] == [
         (a, b"\x03" * 32, 11), (b, b"\x02" * 32, 20)]
     with refused(409, "RUNNING"):
         service.reset_contract(name)
 
-    ledger.transact("trainings", "record_merge", name, 0, a, b"\x09" * 32, [a, b], T0)
+    ledger.transact("trainings", "record_merge", name, 0, a, b"\x09" * 32, [a, b], False,
+                    T0)
     status = service.contract_status(name)
     assert (status["STATE"], status["ROUND"], status["PEERS"]) == ("RUNNING", 1, 2)
     leader, merged, participants, _ = ledger.read("trainings", "round_merge", key, 0)
@@ -434,7 +436,8 @@ def test_training_contract_lifecycle(swarm: Swarm) -> None:
     with rejected("check-in is not for the current round"):
         ledger.transact("trainings", "checkin", name, 0, checkins((c, b"\x04" * 32, 1)), T0)
     with rejected("merge is not for the current round"):
-        ledger.transact("trainings", "record_merge", name, 0, a, b"\x0a" * 32, [a], T0)
+        ledger.transact("trainings", "record_merge", name, 0, a, b"\x0a" * 32, [a], False,
+                        T0)
     assert len(ledger.read("trainings", "round_checkins", key, 0)) == 2
 
     ledger.transact("trainings", "complete", name, T0 + 5)
@@ -456,7 +459,7 @@ def test_same_peer_twice_in_one_batch_counts_once(swarm: Swarm) -> None:
     swarm.ledger.transact("trainings", "checkin", name, 0,
                           checkins((peer, b"\x01" * 32, 1), (peer, b"\x02" * 32, 2)), T0)
     round0 = swarm.ledger.read("trainings", "round_checkins", key_of(name), 0)
-    assert [(bytes(p), bytes(h), w) for p, h, w in round0] == [(peer, b"\x02" * 32, 2)]
+    assert [(bytes(p), bytes(h), w) for p, h, w, _ in round0] == [(peer, b"\x02" * 32, 2)]
 
 
 def test_progress_is_reported_per_peer(swarm: Swarm) -> None:

@@ -85,6 +85,28 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
                  lambda p, b: s.perfdata(p["name"])),
         Endpoint("POST", "/v1/contracts/{name}/reset", "Reset a completed training contract",
                  lambda p, b: s.reset_contract(p["name"])),
+        Endpoint("GET", "/v1/contracts/{name}/rounds/{round}",
+                 "A sync round ('current' or a number): check-ins and merge; `wait` and `seen` "
+                 "make it a long poll",
+                 lambda p, b: s.sync_round(p["name"], p["round"], p.get("wait", 0),
+                                           p.get("seen", ""))),
+        Endpoint("POST", "/v1/contracts/{name}/checkins",
+                 "Check an SL in for the current round (batched per SN)",
+                 lambda p, b: s.checkin(p["name"], _field(b, "uid"), _field(b, "round", int),
+                                        _field(b, "contribution"), _field(b, "weight", int),
+                                        _field(b, "flags", int))),
+        Endpoint("POST", "/v1/contracts/{name}/merges", "Record a round's merged model (leader)",
+                 lambda p, b: s.record_merge(p["name"], _field(b, "round", int),
+                                             _field(b, "leader"), _field(b, "merged"),
+                                             _field(b, "participants", list),
+                                             bool(b.get("final")))),
+        Endpoint("POST", "/v1/contracts/{name}/progress",
+                 "Report loss, metric and epochs of an SL/ML pair (PERFDATA)",
+                 lambda p, b: s.report_progress(p["name"], _field(b, "uid"),
+                                                bool(b.get("leader")), b.get("loss", 0.0),
+                                                b.get("metric", 0.0),
+                                                _field(b, "total_epochs", int),
+                                                _field(b, "completed_epochs", int))),
         Endpoint("GET", "/v1/tasks", "Tasks, ROOTTASK first", lambda p, b: s.list_tasks()),
         Endpoint("POST", "/v1/tasks", "Create an empty task header",
                  lambda p, b: s.create_task(b), 201),
@@ -158,8 +180,8 @@ def build_app(table: list[Endpoint], title: str) -> Starlette:
             raw = await request.body()
             try:
                 body = _body(request, raw) if ep.method == "POST" else {}
-                result = await anyio.to_thread.run_sync(ep.handler, dict(request.path_params),
-                                                        body)
+                params = {**request.query_params, **request.path_params}
+                result = await anyio.to_thread.run_sync(ep.handler, params, body)
             except ServiceError as exc:
                 return JSONResponse({"detail": exc.message}, status_code=exc.status)
             except Exception as exc:  # noqa: BLE001 - the client gets a reason, the log the trace

@@ -137,7 +137,8 @@ class SwarmNetworkNode:
         ledger = Ledger(w3, addresses, w3.eth.accounts[0])
         view = SwarmView(ledger)
         view.load()
-        service = SwarmService(ledger, view)
+        service = SwarmService(ledger, view,
+                               alive_window=3 * self.config.heartbeat_seconds + 2)
         service.register_node(self.uid, cfg.node_type, cfg.host_ip, cfg.api_port, cfg.name,
                               self.parent)
         log.info("Setting up blockchain layer for the swarm node: FINISHED (block %s)",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swarmlearning.chain.ledger import ChainRejected, Ledger, key_of
+from swarmlearning.sn.batching import Batcher
 from swarmlearning.sn.view import SwarmView
 
 MAX_TEXT = 160
@@ -24,6 +25,11 @@ RUNNER_STATES = {1: "IDLE", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATES = {1: "ENROLLED", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATE_CODES = {name: code for code, name in PEER_STATES.items()}
 NODE_TYPES = ("SENTINEL", "SN", "SL", "SWOP")
+FLAG_MAY_LEAD = 1
+FLAG_DONE = 2
+MAX_WEIGHT = 100
+MAX_ROUND_WAIT = 30.0
+FIXED_POINT = 1_000_000
 
 
 class ServiceError(Exception):
@@ -53,11 +59,15 @@ class SwarmService:
     """The SN's operations over one ledger and its cached view."""
 
     def __init__(self, ledger: Ledger, view: SwarmView,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, checkin_window: float = 0.2,
+                 progress_window: float = 1.0, alive_window: float = 30.0) -> None:
         self.ledger = ledger
         self.view = view
         self.clock = clock
+        self.alive_window = alive_window
         self._pending_alive: set[str] = set()
+        self.checkins = Batcher(self._write_checkins, checkin_window)
+        self.progress_reports = Batcher(self._write_progress, progress_window)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -210,7 +220,16 @@ class SwarmService:
                 "UPDATED": _when(row["updated_at"])}
 
     def contract_status(self, name: str) -> dict[str, Any]:
-        return self._contract_status(self._training(name))
+        row = self._training(name)
+        status = self._contract_status(row)
+        current = self.view.sync_round(key_of(name), row["round"])
+        status["CHECKED_IN"] = len(current["checkins"])
+        status["EXPECTED_PEERS"] = self._expected_peers(key_of(name), current)
+        last = self.view.sync_round(key_of(name), row["round"] - 1) if row["round"] else None
+        merge = last["merge"] if last else None
+        status["LAST_LEADER"] = self._uid_of(merge["leader"]) if merge else "-"
+        status["LAST_MERGE"] = _when(merge["merged_at"]) if merge else "-"
+        return status
 
     def reset_contract(self, name: str) -> dict[str, Any]:
         row = self._training(name)
@@ -227,6 +246,144 @@ class SwarmService:
                  "LOSS": p["loss"] / 1e6, "METRIC": p["metric"] / 1e6,
                  "TOTAL_EPOCHS": p["total_epochs"], "COMPLETED_EPOCHS": p["completed_epochs"]}
                 for p in self.view.progress(key_of(name))]
+
+    # -- sync rounds -------------------------------------------------------------------------------
+
+    def _uid_of(self, peer: bytes) -> str:
+        row = self.view.nodes.rows.get(bytes(peer))
+        return row["uid"] if row else "0x" + bytes(peer).hex()
+
+    def _expected_peers(self, key: bytes, current: dict[str, Any]) -> int:
+        """Peers this round should wait for: those that reported progress in this generation
+        and whose node is alive, and whoever already checked in."""
+        now = self._now()
+        peers = {bytes(c["peer"]) for c in current["checkins"]}
+        for entry in self.view.progress(key):
+            node = self.view.nodes.rows.get(bytes(entry["peer"]))
+            if node and node["active"] and now - node["alive_at"] <= self.alive_window:
+                peers.add(bytes(entry["peer"]))
+        return len(peers)
+
+    def _peer(self, peer: bytes) -> dict[str, Any]:
+        node = self.view.nodes.rows.get(bytes(peer)) or {}
+        return {"uid": self._uid_of(peer), "host": node.get("host", ""),
+                "port": node.get("port", 0)}
+
+    def sync_round(self, name: str, number: Any = None, wait: Any = 0, seen: Any = "") -> dict[
+            str, Any]:
+        """A round's check-ins and merge. With `wait`, a long poll: answers as soon as the
+        round's version differs from `seen`, or after `wait` seconds (at most 30)."""
+        try:
+            wait = min(max(float(wait or 0), 0.0), MAX_ROUND_WAIT)
+            number = None if number in (None, "", "current") else int(number)
+        except (TypeError, ValueError):
+            raise ServiceError(422, "round must be a whole number or 'current', and wait a "
+                                    "number of seconds") from None
+        deadline = time.monotonic() + wait
+        while True:
+            status = self._round_status(name, number)
+            if status["version"] != seen or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)
+            self.view.sync_recent(0.1)
+
+    def _round_status(self, name: str, number: int | None) -> dict[str, Any]:
+        row = self._training(name)
+        key = key_of(name)
+        number = row["round"] if number is None else number
+        current = self.view.sync_round(key, number)
+        checkins = [{**self._peer(c["peer"]), "contribution": bytes(c["contribution"]).hex(),
+                     "weight": c["weight"], "may_lead": bool(c["flags"] & FLAG_MAY_LEAD),
+                     "done": bool(c["flags"] & FLAG_DONE)} for c in current["checkins"]]
+        merge = current["merge"]
+        merged = None if merge is None else {
+            "leader": self._uid_of(merge["leader"]), "merged": bytes(merge["merged"]).hex(),
+            "participants": [self._uid_of(p) for p in merge["participants"]],
+            "merged_at": merge["merged_at"]}
+        expected = self._expected_peers(key, current)
+        state = TRAINING_STATES.get(row["state"], "?")
+        version = (f"{row['resets']}:{row['round']}:{state}:{number}:{len(checkins)}:"
+                   f"{merge is not None}:{expected}")
+        return {"contract": name, "state": state, "current_round": row["round"],
+                "generation": row["resets"], "round": number, "checkins": checkins,
+                "merge": merged, "expected_peers": expected, "version": version}
+
+    def checkin(self, name: str, uid: Any, number: Any, contribution: Any, weight: Any,
+                flags: Any) -> dict[str, Any]:
+        """Check an SL in for the current round; the SN writes the check-ins that arrive
+        together in one transaction."""
+        uid = _text(uid, "uid", limit=64)
+        row = self._training(name)
+        if not isinstance(contribution, str) or len(contribution) != 64:
+            raise ServiceError(422, "contribution must be the blob's SHA-256 as 64 hex digits")
+        try:
+            digest = bytes.fromhex(contribution)
+        except ValueError:
+            raise ServiceError(422, "contribution must be the blob's SHA-256 as 64 hex "
+                                    "digits") from None
+        for field, value, top in (("round", number, 2**63), ("weight", weight, MAX_WEIGHT),
+                                  ("flags", flags, FLAG_MAY_LEAD | FLAG_DONE)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ServiceError(422, f"{field} must be a whole number from 0 to {top}")
+        if row["state"] == 3:
+            raise ServiceError(409, f"contract {name!r} is COMPLETED; RESET CONTRACT {name} "
+                                    "to train again")
+        if number != row["round"]:
+            raise ServiceError(409, f"check-in for round {number}, but contract {name!r} is at "
+                                    f"round {row['round']}")
+        self.checkins.submit((name, number), (key_of(uid), digest, weight, flags))
+        return self._round_status(name, number)
+
+    def _write_checkins(self, group: Any, entries: list[Any]) -> None:
+        name, number = group
+        self._write("trainings", "checkin", name, number, entries, self._now())
+
+    def record_merge(self, name: str, number: Any, leader: Any, merged: Any,
+                     participants: Any, final: Any) -> dict[str, Any]:
+        """The leader's one transaction per round: the merged model's hash and who is in it."""
+        self._training(name)
+        leader = _text(leader, "leader", limit=64)
+        if not isinstance(merged, str) or len(merged) != 64:
+            raise ServiceError(422, "merged must be the blob's SHA-256 as 64 hex digits")
+        try:
+            digest = bytes.fromhex(merged)
+        except ValueError:
+            raise ServiceError(422, "merged must be 64 hex digits") from None
+        if not isinstance(participants, list) or not participants or len(participants) > 256:
+            raise ServiceError(422, "participants must list 1 to 256 peer UIDs")
+        peers = [key_of(_text(uid, "participant", limit=64)) for uid in participants]
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise ServiceError(422, "round must be a whole number")
+        self._write("trainings", "record_merge", name, number, key_of(leader), digest, peers,
+                    bool(final), self._now())
+        return self._round_status(name, number)
+
+    def report_progress(self, name: str, uid: Any, leader: Any, loss: Any, metric: Any,
+                        total_epochs: Any, completed_epochs: Any) -> dict[str, Any]:
+        """Loss, metric and epochs of one SL/ML pair, for PERFDATA (batched per contract)."""
+        uid = _text(uid, "uid", limit=64)
+        self._training(name)
+
+        def fixed(value: Any, field: str) -> int:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ServiceError(422, f"{field} must be a number")
+            if value != value or abs(value) > 1e12:
+                return 0
+            return int(round(value * FIXED_POINT))
+
+        def count(value: Any, field: str) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ServiceError(422, f"{field} must be a whole number of epochs")
+            return value
+
+        entry = (key_of(uid), uid, bool(leader), fixed(loss, "loss"), fixed(metric, "metric"),
+                 count(total_epochs, "total_epochs"), count(completed_epochs, "completed_epochs"),
+                 self._now())
+        self.progress_reports.submit(name, entry)
+        return {"REPORTED": uid}
+
+    def _write_progress(self, name: Any, entries: list[Any]) -> None:
+        self._write("trainings", "report_progress", name, entries)
 
     # -- taskrunners -------------------------------------------------------------------------------
 

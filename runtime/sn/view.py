@@ -9,6 +9,7 @@ and everything written before them.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target",
                  "done", "failed", "generation", "created_at", "assigned_at", "finished_at",
                  "updated_at")
 PEER_FIELDS = ("swop_uid", "name", "status", "description", "operation", "units", "updated_at")
+CHECKIN_FIELDS = ("peer", "contribution", "weight", "flags")
+MERGE_FIELDS = ("leader", "merged", "participants", "merged_at")
 PROGRESS_FIELDS = ("peer", "uid", "leader", "loss", "metric", "total_epochs",
                    "completed_epochs", "updated_at")
 
@@ -62,7 +65,9 @@ class SwarmView:
         self.peers: dict[bytes, list[dict[str, Any]]] = {}
         self._bodies: dict[bytes, list[str]] = {}
         self._progress: dict[bytes, list[dict[str, Any]]] = {}
+        self._rounds: dict[tuple[bytes, int], dict[str, Any]] = {}
         self.block = -1
+        self._synced_at = 0.0
         self._lock = threading.RLock()
 
     # -- following the chain -----------------------------------------------------------------------
@@ -81,9 +86,17 @@ class SwarmView:
                 self._reload_node(key)
             self.block = head
 
+    def sync_recent(self, max_age: float) -> None:
+        """Catch up unless that was done less than max_age seconds ago: however many clients
+        wait on this SN, it asks the chain at most once per max_age."""
+        with self._lock:
+            if time.monotonic() - self._synced_at >= max_age:
+                self.sync()
+
     def sync(self) -> None:
         """Catch up with every block mined since the last call."""
         with self._lock:
+            self._synced_at = time.monotonic()
             head = self.ledger.block_number()
             if head <= self.block:
                 return
@@ -118,6 +131,8 @@ class SwarmView:
         row = _record(TRAINING_FIELDS, self.ledger.read("trainings", "training", key))
         self.trainings.put(key, row if row["state"] else None)
         self._progress.pop(key, None)
+        for cached in [k for k in self._rounds if k[0] == key]:
+            del self._rounds[cached]
 
     def _reload_runner(self, key: bytes) -> None:
         row = _record(RUNNER_FIELDS, self.ledger.read("runners", "runner", key))
@@ -143,3 +158,16 @@ class SwarmView:
                 self._progress[key] = [_record(PROGRESS_FIELDS, entry) for entry in
                                        self.ledger.read("trainings", "all_progress", key)]
             return self._progress[key]
+
+    def sync_round(self, key: bytes, number: int) -> dict[str, Any]:
+        """One sync round of a training contract: its check-ins in chain order and its merge
+        (None until the leader recorded one)."""
+        with self._lock:
+            if (key, number) not in self._rounds:
+                entries = self.ledger.read("trainings", "round_checkins", key, number)
+                merge = _record(MERGE_FIELDS, self.ledger.read("trainings", "round_merge", key,
+                                                               number))
+                self._rounds[(key, number)] = {
+                    "checkins": [_record(CHECKIN_FIELDS, entry) for entry in entries],
+                    "merge": merge if merge["merged_at"] else None}
+            return self._rounds[(key, number)]

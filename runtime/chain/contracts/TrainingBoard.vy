@@ -5,7 +5,9 @@
 #         completed one can be reset to run again. Per round: the check-ins (peer, hash of its
 #         contribution, weight), the leader, the merged model's hash and its participants. Each
 #         SN writes the check-ins of all its SLs in one call; a round number makes every write
-#         idempotent.
+#         idempotent. A check-in's flags say whether the peer may lead (bit 0) and whether its ML
+#         has finished training (bit 1); the merge of a round in which every peer has finished
+#         completes the contract.
 
 MAX_CONTRACTS: constant(uint256) = 1024
 MAX_PEERS: constant(uint256) = 256
@@ -29,6 +31,7 @@ struct Checkin:
     peer: bytes32
     contribution: bytes32
     weight: uint256
+    flags: uint256
 
 struct Merge:
     leader: bytes32
@@ -139,8 +142,9 @@ def checkin(name: String[160], round: uint256, entries: DynArray[Checkin, MAX_BA
 
 @external
 def record_merge(name: String[160], round: uint256, leader: bytes32, merged: bytes32,
-                 participants: DynArray[bytes32, MAX_PEERS], ts: uint256):
+                 participants: DynArray[bytes32, MAX_PEERS], final: bool, ts: uint256):
     key: bytes32 = self._existing(name)
+    assert self.trainings[key].state != STATE_COMPLETED, "contract is completed"
     assert round == self.trainings[key].round, "merge is not for the current round"
     gen: uint256 = self.trainings[key].resets
     self.merges[key][gen][round] = Merge(leader=leader, merged=merged,
@@ -148,6 +152,8 @@ def record_merge(name: String[160], round: uint256, leader: bytes32, merged: byt
     self.trainings[key].round = round + 1
     if len(participants) > self.trainings[key].peers:
         self.trainings[key].peers = len(participants)
+    if final:
+        self.trainings[key].state = STATE_COMPLETED
     self.trainings[key].updated_at = ts
     log Merged(key=key, round=round, leader=leader, merged=merged)
     log TrainingChanged(key=key, name=name, state=self.trainings[key].state, round=round + 1)

@@ -1,0 +1,108 @@
+"""The local channel between an ML program (SwarmCallback) and its SL node.
+
+One Unix stream socket, named by `SL_REQUEST_CHANNEL`. Each message is a frame: a 4-byte
+big-endian header length, an 8-byte big-endian payload length, a JSON header and the payload
+(safetensors bytes, or nothing). Every header has `type`; requests also carry `version`.
+
+Requests (ML -> SL) and their answers:
+- `open` {params}: the session's SwarmCallback parameters -> `ok` {session}
+- `sync` {kind: "init" | "train", completed_epochs} + weights -> `merged` {round, leader, over}
+  + merged weights. `init` makes every peer start from the same weights (or, for a late joiner,
+  from the latest merged model).
+- `progress` {completed_epochs, total_epochs, loss, metric} -> `ok`
+- `close` {mode} + final weights -> `final` {round} + the swarm's final weights, once every peer
+  has finished.
+While a request waits (quorum, leader), the SL may send any number of `waiting` {message}
+frames before the answer. A refused request is answered `error` {message}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+PROTOCOL_VERSION = 1
+CHANNEL_ENV = "SL_REQUEST_CHANNEL"
+_PREFIX = struct.Struct(">IQ")
+MAX_HEADER = 1 << 20
+
+
+class ChannelError(RuntimeError):
+    """The channel broke, or the SL refused a request (the message says why)."""
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 22))
+        if not chunk:
+            raise ChannelError("the SL closed the channel")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def send_frame(sock: socket.socket, header: dict[str, Any], payload: bytes = b"") -> None:
+    """Write one frame."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(_PREFIX.pack(len(head), len(payload)) + head)
+    if payload:
+        sock.sendall(payload)
+
+
+def recv_frame(sock: socket.socket, max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytes]:
+    """Read one frame; a malformed frame raises ChannelError."""
+    head_len, payload_len = _PREFIX.unpack(_read_exact(sock, _PREFIX.size))
+    if head_len > MAX_HEADER or payload_len > max_payload:
+        raise ChannelError(f"frame too large (header {head_len} B, payload {payload_len} B)")
+    try:
+        header = json.loads(_read_exact(sock, head_len))
+    except ValueError as exc:
+        raise ChannelError(f"frame header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise ChannelError("frame header has no type")
+    return header, _read_exact(sock, payload_len) if payload_len else b""
+
+
+class ChannelClient:
+    """The ML end: one request at a time, answered in order."""
+
+    def __init__(self, path: str | None = None, connect_timeout: float = 30.0,
+                 on_waiting: Callable[[str], None] | None = None) -> None:
+        self.path = path or os.environ.get(CHANNEL_ENV, "")
+        if not self.path:
+            raise ChannelError(f"{CHANNEL_ENV} is not set: it must name the SL node's channel "
+                               "socket (or set SWARM_LOOPBACK=True to train without a swarm)")
+        self.on_waiting = on_waiting
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(connect_timeout)
+        try:
+            self.sock.connect(self.path)
+        except OSError as exc:
+            self.sock.close()
+            raise ChannelError(f"cannot reach the SL node at {self.path} ({exc}); is the SL "
+                               "running with this channel?") from None
+        self.sock.settimeout(None)
+
+    def request(self, kind: str, payload: bytes = b"", **fields: Any) -> tuple[dict[str, Any],
+                                                                             bytes]:
+        """Send a request and return the answer, passing `waiting` frames to on_waiting."""
+        send_frame(self.sock, {"type": kind, "version": PROTOCOL_VERSION, **fields}, payload)
+        while True:
+            header, body = recv_frame(self.sock)
+            if header["type"] == "waiting":
+                if self.on_waiting:
+                    self.on_waiting(str(header.get("message", "")))
+                continue
+            if header["type"] == "error":
+                raise ChannelError(str(header.get("message", "the SL refused the request")))
+            return header, body
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,388 @@
+"""Sync rounds, as one SL takes part in them.
+
+Every decision is made from chain state that all peers see alike (through their SNs):
+- a round is ready once `minPeers` have checked in, and unless every peer that checked in has
+  finished training, or all expected peers are in (so finished peers don't spin rounds alone);
+- it closes when every expected peer is in, or `SL_WAIT_FOR_FULL_QUORUM_SECONDS` after it became
+  ready;
+- its leader is the first check-in, in chain order, of a peer that may lead
+  (`SL_MAKE_ME_ADMIN`); if that leader has not recorded a merge `SL_LEADER_FAILURE_BASE_TIMEOUT`
+  seconds after the round closed, the next one takes over (LFDR), and so on;
+- the leader fetches the contributions, drops the bad ones (hash, shapes, dtypes, NaN or Inf),
+  merges the rest, and records the merged blob's hash; the contract accepts one merge per round,
+  so a returning old leader finds the round done and just takes the merged model;
+- round 0 of a contract is the initial sync: the leader's own weights become everyone's start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmlearning.merge import MergeError, merge, screen
+from swarmlearning.sl.blobs import BlobStore
+from swarmlearning.sl.snclient import FetchError, PeerFetcher, SNClient, SNError
+from swarmlearning.weights import WeightsError, from_bytes, to_bytes
+
+log = logging.getLogger("swarm.sl")
+FLAG_MAY_LEAD = 1
+FLAG_DONE = 2
+POLL_SECONDS = 1.0
+NOTE_EVERY = 10.0
+MODES = ("inactive", "snapshot", "active")
+
+
+class SessionError(RuntimeError):
+    """A session cannot go on; the message is for the ML program's user."""
+
+
+class Stopped(SessionError):
+    """The SL is shutting down."""
+
+
+@dataclass
+class Session:
+    """One ML program's training, as its SwarmCallback opened it."""
+
+    contract: str
+    min_peers: int
+    weight: int = 1
+    merge_method: str = "mean"
+    mode: str = "snapshot"
+    total_epochs: int = 0
+    completed_epochs: int = 0
+    loss: float = 0.0
+    metric: float = 0.0
+    led_last: bool = False
+    syncs: int = 0
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    round: int
+    blob: bytes
+    digest: str
+    leader: bool
+    over: bool
+
+
+class LazyBlob(Mapping[str, np.ndarray]):
+    """A stored blob read one tensor at a time (the layer-by-layer merge)."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        self._file = safe_open(str(path), framework="numpy")
+        self._names = list(self._file.keys())
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._file.get_tensor(name)
+
+    def __iter__(self) -> Any:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class RoundEngine:
+    """One SL's part in the sync rounds of its sessions."""
+
+    def __init__(self, uid: str, sn: SNClient, store: BlobStore, peers: PeerFetcher,
+                 stop: threading.Event, *, make_me_admin: bool = True,
+                 wait_full_quorum: float = 30.0, leader_failure_timeout: float = 600.0,
+                 ram_intensive: bool = True) -> None:
+        self.uid = uid
+        self.sn = sn
+        self.store = store
+        self.peers = peers
+        self.stop = stop
+        self.make_me_admin = make_me_admin
+        self.wait_full_quorum = wait_full_quorum
+        self.leader_failure_timeout = leader_failure_timeout
+        self.ram_intensive = ram_intensive
+        self.latest: tuple[int, str] | None = None
+
+    # -- the session's requests --------------------------------------------------------------------
+
+    def open(self, session: Session) -> dict[str, Any]:
+        status = self._call(self.sn.round, session.contract)
+        if status["state"] == "COMPLETED":
+            raise SessionError(f"training contract {session.contract!r} is COMPLETED; run "
+                               f"RESET CONTRACT {session.contract} in SWCI to train again")
+        return status
+
+    def sync(self, session: Session, blob: bytes, kind: str,
+             note: Callable[[str], None]) -> RoundResult:
+        """Contribute weights at a sync point (or, for a late joiner's initial sync, take the
+        latest merged model) and return the round's merged model."""
+        _parse(blob, "the ML program's weights")
+        own = self.store.put(blob)
+        return self._take_part(session, own, kind, done=False, note=note)
+
+    def finish(self, session: Session, blob: bytes,
+               note: Callable[[str], None]) -> RoundResult:
+        """The ML finished training: keep checking in per `checkinModelOnTrainEnd` until every
+        peer has finished, then return the swarm's final model."""
+        _parse(blob, "the ML program's final weights")
+        final = self.store.put(blob)
+        while True:
+            contribution = final
+            if session.mode == "active" and self.latest is not None and \
+                    self.store.has(self.latest[1]):
+                contribution = self.latest[1]
+            result = self._take_part(session, contribution, "train", done=True, note=note)
+            if result.over:
+                return result
+
+    # -- one round ---------------------------------------------------------------------------------
+
+    def _take_part(self, session: Session, own: str, kind: str, done: bool,
+                   note: Callable[[str], None]) -> RoundResult:
+        while True:
+            self._check_stop()
+            status = self._call(self.sn.round, session.contract)
+            number = status["current_round"]
+            if status["state"] == "COMPLETED":
+                if number == 0:
+                    raise SessionError(f"contract {session.contract!r} completed without a "
+                                       "merged model")
+                return self._adopt(session, number - 1, over=True)
+            if kind == "init" and number > 0:
+                note(f"joining contract {session.contract!r} at round {number}: starting "
+                     "from the latest merged model")
+                return self._adopt(session, number - 1, over=False)
+            weight = 0 if done and session.mode == "inactive" else session.weight
+            flags = (FLAG_MAY_LEAD if self.make_me_admin else 0) | (FLAG_DONE if done else 0)
+            try:
+                self._call(self.sn.checkin, session.contract, self.uid, number, own, weight,
+                           flags)
+            except SNError as exc:
+                if exc.status == 409:
+                    log.info("Check-in for round %s refused (%s); reading the contract again",
+                             number, exc)
+                    continue
+                raise SessionError(str(exc)) from None
+            log.info("Checked in for round %s of %s (weight %s%s)", number, session.contract,
+                     weight, ", finished" if done else "")
+            result = self._await_round(session, number, own, note)
+            if result is not None:
+                session.syncs += 1
+                return result
+
+    def _await_round(self, session: Session, number: int, own: str,
+                     note: Callable[[str], None]) -> RoundResult | None:
+        seen = ""
+        ready_at: float | None = None
+        closed_at: float | None = None
+        tried: set[int] = set()
+        noted: dict[str, float] = {}
+
+        def say(key: str, message: str, every: float = NOTE_EVERY) -> None:
+            now = time.monotonic()
+            if now - noted.get(key, -every) >= every:
+                noted[key] = now
+                log.info("%s", message)
+                note(message)
+
+        while True:
+            self._check_stop()
+            status = self._call(self.sn.round, session.contract, number, POLL_SECONDS, seen)
+            seen = status["version"]
+            merge_record = status["merge"]
+            if merge_record is not None:
+                return self._merged(session, number, status)
+            if status["current_round"] != number:
+                return None  # the contract was reset or moved on without this round
+            checkins = status["checkins"]
+            count, expected = len(checkins), max(status["expected_peers"], session.min_peers)
+            all_done = all(c["done"] for c in checkins)
+            if count < session.min_peers or (all_done and count < expected):
+                ready_at = closed_at = None
+                missing = max(session.min_peers - count, 1)
+                say("quorum", f"round {number}: {count} peer(s) checked in, minPeers is "
+                              f"{session.min_peers}; waiting for {missing} more")
+                continue
+            now = time.monotonic()
+            if ready_at is None:
+                ready_at = now
+            if closed_at is None:
+                if count >= expected or now - ready_at >= self.wait_full_quorum:
+                    closed_at = now
+                else:
+                    say("full", f"round {number}: {count} of {expected} peers in; waiting "
+                                f"up to {self.wait_full_quorum:g} s for the rest")
+                    continue
+            attempt = int((now - closed_at) // self.leader_failure_timeout) \
+                if self.leader_failure_timeout > 0 else 0
+            candidates = [c for c in checkins if c["may_lead"]] or checkins
+            leader = candidates[attempt % len(candidates)]["uid"]
+            if attempt > 0 and attempt not in tried:
+                previous = candidates[(attempt - 1) % len(candidates)]["uid"]
+                say(f"lfdr{attempt}", f"round {number}: leader {previous} recorded no merge "
+                                      f"within {self.leader_failure_timeout:g} s; {leader} "
+                                      "takes over", every=0)
+            if leader == self.uid and attempt not in tried:
+                tried.add(attempt)
+                result = self._lead(session, number, own, status)
+                if result is not None:
+                    return result
+            elif leader != self.uid:
+                tried.add(attempt)
+                say(f"leader{attempt}", f"round {number}: {count} peers in; {leader} is "
+                                        "merging")
+
+    # -- leading -----------------------------------------------------------------------------------
+
+    def _lead(self, session: Session, number: int, own: str,
+              status: dict[str, Any]) -> RoundResult | None:
+        checkins = status["checkins"]
+        started = time.monotonic()
+        if number == 0:
+            blob, merged, used = self.store.get(own), own, [c["uid"] for c in checkins]
+        else:
+            built = self._merge(session, number, own, checkins)
+            if built is None:
+                return None
+            blob, used = built
+            merged = self.store.put(blob)
+        expected = max(status["expected_peers"], session.min_peers)
+        final = all(c["done"] for c in checkins) and len(checkins) >= expected
+        try:
+            self._call(self.sn.record_merge, session.contract, number, self.uid, merged, used,
+                       final)
+        except SNError as exc:
+            if exc.status == 409:
+                log.info("Round %s: another leader recorded first (%s)", number, exc)
+                return None
+            raise SessionError(str(exc)) from None
+        log.info("Round %s: merged %d contribution(s) with %s in %.2f s as leader%s", number,
+                 len(used), session.merge_method, time.monotonic() - started,
+                 "; training complete" if final else "")
+        session.led_last = True
+        self.latest = (number, merged)
+        return RoundResult(number, blob, merged, leader=True, over=final)
+
+    def _merge(self, session: Session, number: int, own: str,
+               checkins: list[dict[str, Any]]) -> tuple[bytes, list[str]] | None:
+        weighted = [c for c in checkins if c["weight"] > 0]
+        entries = weighted or checkins
+        weights = [float(c["weight"]) if weighted else 1.0 for c in entries]
+        models: list[Mapping[str, np.ndarray]] = []
+        kept: list[tuple[dict[str, Any], float]] = []
+        for entry, weight in zip(entries, weights, strict=True):
+            name = entry["contribution"]
+            try:
+                if entry["uid"] == self.uid and name == own:
+                    data = None
+                elif self.store.has(name):
+                    data = None
+                else:
+                    data = self.peers.fetch(entry["host"], entry["port"], name)
+                    self.store.put(data)
+                model = self._load(name)
+            except (FetchError, WeightsError, OSError) as exc:
+                log.warning("Round %s: rejected the contribution of %s: %s", number,
+                            entry["uid"], exc)
+                continue
+            models.append(model)
+            kept.append((entry, weight))
+        good, bad = screen(models)
+        for index, reason in bad:
+            log.warning("Round %s: rejected the contribution of %s: %s", number,
+                        kept[index][0]["uid"], reason)
+        if not good:
+            log.error("Round %s: no usable contribution to merge", number)
+            return None
+        try:
+            result = merge(session.merge_method, [models[i] for i in good],
+                           [kept[i][1] for i in good], layerwise=not self.ram_intensive)
+        except MergeError as exc:
+            log.error("Round %s: merge failed: %s", number, exc)
+            return None
+        return to_bytes(result), [kept[i][0]["uid"] for i in good]
+
+    def _load(self, name: str) -> Mapping[str, np.ndarray]:
+        if self.ram_intensive:
+            return _parse(self.store.get(name), f"blob {name[:12]}")
+        try:
+            return LazyBlob(self.store.path(name))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a bad blob
+            raise WeightsError(f"blob {name[:12]} is not safetensors: {exc}") from None
+
+    # -- following ---------------------------------------------------------------------------------
+
+    def _merged(self, session: Session, number: int, status: dict[str, Any]) -> RoundResult:
+        record = status["merge"]
+        name = record["merged"]
+        leader = record["leader"] == self.uid
+        session.led_last = leader
+        blob = self._fetch_merged(number, name, record, status["checkins"])
+        self.latest = (number, name)
+        over = status["state"] == "COMPLETED" and status["current_round"] == number + 1
+        return RoundResult(number, blob, name, leader=leader, over=over)
+
+    def _adopt(self, session: Session, number: int, over: bool) -> RoundResult:
+        status = self._call(self.sn.round, session.contract, number)
+        if status["merge"] is None:
+            raise SessionError(f"round {number} of {session.contract!r} has no merged model")
+        result = self._merged(session, number, status)
+        return RoundResult(result.round, result.blob, result.digest, result.leader, over)
+
+    def _fetch_merged(self, number: int, name: str, record: dict[str, Any],
+                      checkins: list[dict[str, Any]]) -> bytes:
+        """The merged blob: from this node's store, else the leader, else any participant
+        (content addressing makes every copy as good as the leader's)."""
+        if self.store.has(name):
+            self.store.pin(name)
+            return self.store.get(name)
+        where = {c["uid"]: (c["host"], c["port"]) for c in checkins}
+        order = [record["leader"]] + [uid for uid in record["participants"]
+                                      if uid != record["leader"]]
+        deadline = time.monotonic() + 120.0
+        problems: list[str] = []
+        while time.monotonic() < deadline:
+            for uid in order:
+                if uid == self.uid or uid not in where:
+                    continue
+                try:
+                    data = self.peers.fetch(*where[uid], name)
+                except FetchError as exc:
+                    problems.append(str(exc))
+                    continue
+                self.store.put(data)
+                return data
+            self._check_stop()
+            time.sleep(1.0)
+        raise SessionError(f"round {number}: could not fetch the merged model {name[:12]} "
+                           f"from any peer: {'; '.join(problems[-3:])}")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Stopped("the SL node is stopping")
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return function(*args)
+        except SNError as exc:
+            if exc.status in (0, 404, 422):
+                raise SessionError(str(exc)) from None
+            raise
+
+
+def _parse(blob: bytes, what: str) -> dict[str, np.ndarray]:
+    try:
+        return from_bytes(blob)
+    except WeightsError as exc:
+        raise SessionError(f"{what}: {exc}") from None

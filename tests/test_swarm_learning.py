@@ -1,0 +1,232 @@
+"""Swarm Learning end to end: real SNs (two organisations, mutual TLS), real SL daemons and
+real PyTorch training of the digits split on 127.0.0.1. Every process is stopped by its pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from swarmlearning.identity.pki import PkiLayout
+from swarmlearning.identity.tls import Identity, client_context
+from tests.swarm_processes import ROOT, SL, SN, exchange_cas, make_orgs
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+DIGITS = ROOT / "examples" / "digits-pyt" / "model" / "digits_pyt.py"
+FAST_ROUNDS = {"SL_WAIT_FOR_FULL_QUORUM_SECONDS": "20", "SL_LEADER_FAILURE_BASE_TIMEOUT": "4"}
+
+
+@dataclass
+class Swarm:
+    orgs: dict[str, PkiLayout]
+    sns: list[SN]
+
+    def api(self, index: int = 0) -> httpx.Client:
+        layout = self.orgs["a"]
+        identity = Identity(cert=layout.cert("swci"), key=layout.key("swci"),
+                            capath=layout.capath)
+        sn = self.sns[index]
+        return httpx.Client(base_url=f"https://127.0.0.1:{sn.api_port}",
+                            verify=client_context(identity), timeout=30)
+
+    def get(self, path: str) -> object:
+        with self.api() as api:
+            response = api.get(path)
+            response.raise_for_status()
+            return response.json()
+
+    def new_contract(self) -> str:
+        name = f"digits-{uuid.uuid4().hex[:8]}"
+        with self.api() as api:
+            api.post("/v1/contracts", json={"name": name}).raise_for_status()
+        return name
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    root = tmp_path_factory.mktemp("sl-swarm")
+    orgs = make_orgs(root / "pki", "a", "b")
+    exchange_cas(orgs["a"], orgs["b"])
+    sentinel = SN("sentinel", orgs["a"], root / "sn1", root / "logs" / "sn1.log").start()
+    sns = [sentinel]
+    try:
+        sentinel.wait_ready()
+        second = SN("sn2", orgs["b"], root / "sn2", root / "logs" / "sn2.log",
+                    sentinel_port=sentinel.api_port).start()
+        sns.append(second)
+        second.wait_ready()
+        yield Swarm(orgs, sns)
+    finally:
+        for sn in reversed(sns):
+            sn.stop()
+
+
+def peer(swarm: Swarm, tmp: Path, index: int, contract: str, *, epochs: int = 8,
+         min_peers: int = 3, ml: str = "", env: dict[str, str] | None = None,
+         ml_env: dict[str, str] | None = None, sn: int | None = None) -> SL:
+    """Peer `index` (1-based): an SL with the digits program beside it. Peers 1 and 2 belong to
+    organisation a (sentinel SN), peer 3 and up to organisation b (second SN)."""
+    sn_index = sn if sn is not None else (0 if index <= 2 else 1)
+    org = "a" if sn_index == 0 else "b"
+    program = ml or f"{sys.executable} {DIGITS}"
+    return SL(f"sl{index}", swarm.orgs[org], swarm.sns[sn_index], tmp / f"sl{index}",
+              tmp / "logs" / f"sl{index}.log", ml_cmd=program,
+              ml_env={"PEER_INDEX": str(index), "N_PEERS": "3", "EPOCHS": str(epochs),
+                      "SYNC_FREQUENCY": "4", "MIN_PEERS": str(min_peers),
+                      "TRAINING_CONTRACT": contract, "RESULT_FILE": str(tmp / f"r{index}.json"),
+                      **(ml_env or {})},
+              env={**FAST_ROUNDS, **(env or {})})
+
+
+def result(tmp: Path, index: int) -> dict:
+    return json.loads((tmp / f"r{index}.json").read_text(encoding="utf-8"))
+
+
+def stop_all(peers: list[SL]) -> None:
+    for sl in peers:
+        sl.stop()
+
+
+def baselines(tmp: Path, epochs: int) -> dict[int, float]:
+    """Local-only accuracy of peers 1..3 (SWARM_LOOPBACK=True) and central accuracy (key 0)."""
+    runs = {}
+    for index in range(4):
+        env = {**os.environ, "SWARM_LOOPBACK": "True", "PEER_INDEX": str(index),
+               "EPOCHS": str(epochs), "RESULT_FILE": str(tmp / f"base{index}.json")}
+        runs[index] = subprocess.Popen([sys.executable, str(DIGITS)], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    accuracies = {}
+    for index, process in runs.items():
+        try:
+            assert process.wait(timeout=180) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        accuracies[index] = json.loads((tmp / f"base{index}.json").read_text())["accuracy"]
+    return accuracies
+
+
+def wait_round(swarm: Swarm, contract: str, predicate: object, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = swarm.get(f"/v1/contracts/{contract}/rounds/current")
+        if predicate(status):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"round condition not met in {timeout} s: {status}")
+
+
+def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
+                                                                  tmp_path: Path) -> None:
+    contract = swarm.new_contract()
+    epochs = 8
+    peers = [peer(swarm, tmp_path, i, contract, epochs=epochs).start() for i in (1, 2, 3)]
+    try:
+        for sl in peers:
+            sl.wait_ready()
+        nodes = swarm.get("/v1/nodes")
+        sn_uids = {row["UUID"] for row in nodes if row["NodeType"] in ("SENTINEL", "SN")}
+        sls = [row for row in nodes if row["NodeType"] == "SL"]
+        assert {row["ContainerName"] for row in sls} >= {"sl1", "sl2", "sl3"}
+        assert all(row["ParentUUID"] in sn_uids for row in sls)
+        base = baselines(tmp_path, epochs)
+        for sl in peers:
+            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)
+    swarm_results = {i: result(tmp_path, i) for i in (1, 2, 3)}
+    report = {i: (round(base[i], 3), round(r["accuracy"], 3)) for i, r in swarm_results.items()}
+    for index, outcome in swarm_results.items():
+        assert outcome["accuracy"] >= 0.93, report
+        assert outcome["accuracy"] > base[index], report
+        assert outcome["accuracy"] >= base[0] - 0.03, (report, base[0])
+    # checkinModelOnTrainEnd=active: every peer ends with the same final model
+    assert len({r["weights"] for r in swarm_results.values()}) == 1
+    assert "loaded the final swarm model" in peers[0].log()
+    status = swarm.get(f"/v1/contracts/{contract}/status")
+    assert status["STATE"] == "COMPLETED" and status["ROUND"] > 5, status
+    perf = swarm.get(f"/v1/contracts/{contract}/perfdata")
+    assert len(perf) == 3
+    assert all(row["TOTAL_EPOCHS"] == epochs and row["COMPLETED_EPOCHS"] == epochs
+               for row in perf), perf
+    assert any(row["ADMIN"] == "Y" for row in perf)
+    # one check-in transaction per SN per round at most, not one per SL
+    joined = "\n".join(sl.log() for sl in peers)
+    assert "rejected" not in joined
+
+
+def test_leader_failure_is_recovered_and_the_old_leader_rejoins(swarm: Swarm,
+                                                                tmp_path: Path) -> None:
+    """minPeers=2 of 3. The third peer opens its session, then starts late, so the first two
+    wait in round 0 for it; the leader (first check-in) is killed there. LFDR hands the round
+    to the next peer; training goes on with two; the old leader comes back as a late joiner,
+    starts from the latest merged model, and all three finish."""
+    contract = swarm.new_contract()
+    peers = [peer(swarm, tmp_path, i, contract, epochs=6, min_peers=2,
+                  ml_env={"START_DELAY": "6"} if i == 3 else None) for i in (1, 2, 3)]
+    by_uid: dict[str, SL] = {}
+    try:
+        for sl in peers:
+            sl.start()
+        for sl in peers:
+            sl.wait_ready()
+            uid = (sl.data_dir / "node-uid").read_text().strip()
+            by_uid[uid] = sl
+        status = wait_round(swarm, contract, lambda s: len(s["checkins"]) >= 2)
+        assert status["round"] == 0 and status["merge"] is None, status
+        leader = by_uid[status["checkins"][0]["uid"]]
+        assert leader is not peers[2]
+        leader.kill9()
+        survivor = next(sl for sl in peers[:2] if sl is not leader)
+        survivor.wait_for("takes over", timeout=60)
+        status = wait_round(swarm, contract, lambda s: s["current_round"] >= 3, timeout=120)
+        merge = swarm.get(f"/v1/contracts/{contract}/rounds/0")["merge"]
+        assert merge is not None and by_uid[merge["leader"]] is survivor
+        # the old leader returns (same data directory, same UID) and joins late
+        leader.process = None
+        leader.start()
+        leader.wait_ready()
+        leader.wait_for("starting from the latest merged model", timeout=60)
+        for sl in peers:
+            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)
+    for index in (1, 2, 3):
+        assert result(tmp_path, index)["accuracy"] > 0.5
+
+
+def test_with_min_peers_three_a_lost_peer_stops_the_rounds_until_it_returns(
+        swarm: Swarm, tmp_path: Path) -> None:
+    contract = swarm.new_contract()
+    peers = [peer(swarm, tmp_path, i, contract, epochs=6).start() for i in (1, 2, 3)]
+    try:
+        for sl in peers:
+            sl.wait_ready()
+        wait_round(swarm, contract, lambda s: s["current_round"] >= 2, timeout=120)
+        peers[2].kill9()
+        stalled = wait_round(swarm, contract,
+                             lambda s: s["merge"] is None and len(s["checkins"]) == 2,
+                             timeout=60)
+        peers[0].wait_for("waiting for 1 more", timeout=30)
+        time.sleep(3)
+        again = swarm.get(f"/v1/contracts/{contract}/rounds/current")
+        assert again["current_round"] == stalled["current_round"]
+        peers[2].process = None
+        peers[2].start()
+        for sl in peers:
+            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)
+    assert swarm.get(f"/v1/contracts/{contract}/status")["STATE"] == "COMPLETED"

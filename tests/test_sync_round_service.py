@@ -1,0 +1,157 @@
+"""The SN's sync-round service on the embedded chain: batched check-ins, the round long poll,
+the leader's merge record and completion, and progress for PERFDATA."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from swarmlearning.sn.batching import Batcher
+from swarmlearning.sn.service import ServiceError
+from tests.test_chain import Swarm, fresh_swarm, unique
+
+H = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[Swarm]:
+    swarm = fresh_swarm()
+    for index in range(1, 5):
+        swarm.service.register_node(f"sl-{index}", "SL", "127.0.0.1", 40000 + index,
+                                    f"sl{index}", "sn-uid")
+    yield swarm
+    swarm.chain.close()
+
+
+def test_check_ins_that_arrive_together_are_one_transaction(swarm: Swarm) -> None:
+    name = unique("rounds")
+    swarm.service.create_contract(name)
+    before = swarm.service.checkins.transactions
+    errors: list[BaseException] = []
+
+    def check_in(index: int) -> None:
+        try:
+            swarm.service.checkin(name, f"sl-{index}", 0, f"{index:02d}" * 32, index, 1)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check_in, args=(i,)) for i in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert swarm.service.checkins.transactions - before == 1
+    status = swarm.service.sync_round(name, "current")
+    assert len(status["checkins"]) == 3
+    assert {(c["uid"], c["weight"], c["port"], c["may_lead"], c["done"])
+            for c in status["checkins"]} == {(f"sl-{i}", i, 40000 + i, True, False)
+                                             for i in (1, 2, 3)}
+    assert status["merge"] is None and status["expected_peers"] == 3
+
+
+def test_a_round_ends_with_the_leaders_merge_and_the_final_one_completes(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    with pytest.raises(ServiceError) as stale:
+        service.checkin(name, "sl-1", 1, H, 1, 1)
+    assert stale.value.status == 409 and "round 0" in stale.value.message
+    service.checkin(name, "sl-1", 0, H, 1, 1)
+    service.checkin(name, "sl-2", 0, H, 1, 0)
+    done = service.record_merge(name, 0, "sl-1", "cd" * 32, ["sl-1", "sl-2"], False)
+    assert done["merge"]["leader"] == "sl-1" and done["merge"]["participants"] == ["sl-1", "sl-2"]
+    assert done["current_round"] == 1 and done["state"] == "RUNNING"
+    with pytest.raises(ServiceError) as twice:
+        service.record_merge(name, 0, "sl-2", "ef" * 32, ["sl-2"], False)
+    assert twice.value.status == 409
+    status = service.contract_status(name)
+    assert (status["ROUND"], status["CHECKED_IN"], status["LAST_LEADER"]) == (1, 0, "sl-1")
+    service.checkin(name, "sl-1", 1, H, 1, 3)
+    service.checkin(name, "sl-2", 1, H, 1, 2)
+    final = service.record_merge(name, 1, "sl-1", "cd" * 32, ["sl-1", "sl-2"], True)
+    assert final["state"] == "COMPLETED" and all(c["done"] for c in final["checkins"])
+    with pytest.raises(ServiceError) as completed:
+        service.checkin(name, "sl-1", 2, H, 1, 1)
+    assert completed.value.status == 409 and "RESET CONTRACT" in completed.value.message
+
+
+@pytest.mark.parametrize("field, args", [
+    ("contribution", ("sl-1", 0, "xyz", 1, 1)),
+    ("contribution", ("sl-1", 0, "zz" * 32, 1, 1)),
+    ("weight", ("sl-1", 0, H, 101, 1)),
+    ("flags", ("sl-1", 0, H, 1, 4)),
+    ("round", ("sl-1", -1, H, 1, 1)),
+])
+def test_bad_check_ins_are_refused_with_the_field_named(swarm: Swarm, field: str,
+                                                        args: tuple) -> None:
+    name = unique("rounds")
+    swarm.service.create_contract(name)
+    with pytest.raises(ServiceError) as refused:
+        swarm.service.checkin(name, *args)
+    assert refused.value.status == 422 and field in refused.value.message
+
+
+def test_the_round_long_poll_answers_on_change_and_is_bounded(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    first = service.sync_round(name, "current")
+    started = time.monotonic()
+    same = service.sync_round(name, "current", wait=0.5, seen=first["version"])
+    assert 0.4 <= time.monotonic() - started < 5 and same["version"] == first["version"]
+    timer = threading.Timer(0.3, lambda: service.checkin(name, "sl-4", 0, H, 1, 1))
+    timer.start()
+    started = time.monotonic()
+    changed = service.sync_round(name, 0, wait=20, seen=first["version"])
+    timer.join()
+    assert time.monotonic() - started < 10
+    assert [c["uid"] for c in changed["checkins"]] == ["sl-4"]
+    with pytest.raises(ServiceError):
+        service.sync_round(name, "soon")
+
+
+def test_progress_reports_are_batched_into_perfdata(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    before = service.progress_reports.transactions
+    threads = [threading.Thread(target=service.report_progress,
+                                args=(name, f"sl-{i}", i == 1, 0.25 * i, 0.5, 10, i))
+               for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert service.progress_reports.transactions - before == 1
+    rows = {row["UID"]: row for row in service.perfdata(name)}
+    assert rows["sl-1"]["ADMIN"] == "Y" and rows["sl-2"]["LOSS"] == 0.5
+    assert rows["sl-2"]["COMPLETED_EPOCHS"] == 2
+
+
+def test_a_failed_batch_write_reaches_every_caller() -> None:
+    calls = []
+
+    def write(group: object, entries: list) -> None:
+        calls.append(list(entries))
+        raise RuntimeError("chain said no")
+
+    batcher = Batcher(write, window=0.2)
+    errors: list[str] = []
+
+    def submit(entry: int) -> None:
+        try:
+            batcher.submit("g", entry)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2]
+    assert errors == ["chain said no"] * 3
