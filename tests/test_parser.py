@@ -99,6 +99,11 @@ GOOD = [
                api_port=32304, p2p_port=32303)),
     ("START SN sn3 API PORT 40000", c.StartSn(node_name="sn3", api_port=40000)),
     ("STOP SN sn1", c.StopSn(node_name="sn1")),
+    ("START SL sl1", c.StartSl(node_name="sl1")),
+    ('start sl sl2 sn sn2 fs port 31305 ml "python train.py --epochs 3"',
+     c.StartSl(node_name="sl2", sn_node="sn2", fs_port=31305,
+               ml_command="python train.py --epochs 3")),
+    ("STOP SL sl1", c.StopSl(node_name="sl1")),
     ("STOP SWARM", c.StopSwarm()),
     ("LIST LOCAL NODES", c.ListLocalNodes()),
 ]

@@ -71,7 +71,10 @@ class FakeSL:
         self.requests.append((header, weights))
         kind = header["type"]
         if kind == "open":
-            send_frame(conn, {"type": "ok", "session": "s-1"})
+            if not isinstance(header.get("params"), dict):
+                send_frame(conn, {"type": "error", "message": "open needs a params object"})
+                return
+            send_frame(conn, {"type": "ok", "session": {"contract": "c", "round": 0}})
         elif kind == "progress":
             send_frame(conn, {"type": "ok"})
         elif kind == "sync":
@@ -192,6 +195,19 @@ def test_legacy_names_warn_and_map():
     assert params.useAdaptiveSync and params.totalEpochs == 2
 
 
+def test_deprecation_warning_points_at_the_users_call(sl, log):
+    torch = pytest.importorskip("torch")
+    from swarmlearning.pyt import SwarmCallback
+
+    with pytest.warns(DeprecationWarning) as caught:
+        callback = SwarmCallback(sync_interval=2, min_peers=1, model=torch.nn.Linear(1, 1),
+                                 training_contract="c1", logger=log)
+    assert len(caught) == 3 and "'min_peers' is deprecated" in str(caught[1].message)
+    assert {Path(w.filename).name for w in caught} == {Path(__file__).name}
+    assert callback.swarm_params.trainingContract == "c1"
+    callback.core.close()
+
+
 def test_old_and_new_name_together_is_an_error():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -261,8 +277,7 @@ def test_open_sends_the_session_fields(sl, log):
     params = _parse(totalEpochs=2)
     SwarmCore(params, ArrayModel().get, ArrayModel().set, logger=log)
     (header,) = sl.kinds("open")
-    assert header["version"] == 1
-    assert {k: header[k] for k in params.session_fields()} == params.session_fields()
+    assert header == {"type": "open", "version": 1, "params": params.session_fields()}
 
 
 def test_adaptive_sync_lengthens_on_improvement_and_shortens_on_stall(sl, caplog, log):
@@ -296,6 +311,33 @@ def test_adaptive_sync_is_capped_at_eight_times(sl, log):
     for _ in range(200):
         core.batch_end()
     assert core.interval == 16
+
+
+def test_late_joiner_after_the_swarm_finished_stops_at_once(sl, caplog, log):
+    sl.over_at_round = 0
+    model = ArrayModel()
+    core = SwarmCore(_parse(), model.get, model.set, logger=log)
+    core.train_begin()
+    assert core.over and core.batch_end() is True
+    assert any("the swarm has finished training" in m for m in _messages(caplog))
+    assert [h["kind"] for h in sl.kinds("sync")] == ["init"]
+
+
+def test_missing_train_begin_syncs_the_initial_weights_first(sl, caplog, log):
+    model = ArrayModel()
+    core = SwarmCore(_parse(syncFrequency=1), model.get, model.set, logger=log)
+    core.batch_end()
+    assert [h["kind"] for h in sl.kinds("sync")] == ["init", "train"]
+    assert np.allclose(model.weights["w"], 0.25)
+    assert any("on_train_begin was not called" in m for m in _messages(caplog))
+
+
+def test_totalepochs_zero_warns_that_progress_is_off(monkeypatch, caplog, log):
+    monkeypatch.setenv("SWARM_LOOPBACK", "1")
+    SwarmCore(_parse(), dict, lambda w: None, logger=log)
+    SwarmCore(_parse(totalEpochs=5), dict, lambda w: None, logger=log)
+    warned = [r for r in caplog.records if "totalEpochs is 0" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
 
 
 def test_sl_refusal_raises_with_its_message(sl, log):
@@ -419,7 +461,7 @@ def test_pyt_final_weights_loaded_with_log_line(sl, caplog, log):
 def test_pyt_float_buffers_synced_but_not_num_batches_tracked(sl, log):
     torch, model, callback = _torch_setup(syncFrequency=2, minPeers=1, logger=log)
     _train(torch, model, callback, epochs=1, batches=2)
-    _, weights = sl.kinds("sync") and next(r for r in sl.requests if r[0]["type"] == "sync")
+    _, weights = next(r for r in sl.requests if r[0]["type"] == "sync")
     assert "1.running_mean" in weights and "1.running_var" in weights and "1.weight" in weights
     assert "1.num_batches_tracked" not in weights
     assert all(w.dtype == np.float32 for w in weights.values())
@@ -468,6 +510,10 @@ def test_pyt_over_stops_training(sl, log):
 
 # --- Keras -----------------------------------------------------------------------------------
 
+# Keras on torch with numpy 2 warns about numpy's copy keyword inside fit; not ours to fix.
+KERAS_NUMPY_WARNING = "ignore:__array__ implementation:DeprecationWarning"
+
+
 def _keras_model():
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(1)
@@ -484,6 +530,7 @@ def _keras_data(n: int = 32):
     return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, n)
 
 
+@pytest.mark.filterwarnings(KERAS_NUMPY_WARNING)
 def test_keras_callback_syncs_and_loads_final_weights(sl, caplog, log):
     keras, model = _keras_model()
     from swarmlearning.tf import SwarmCallback
@@ -500,12 +547,10 @@ def test_keras_callback_syncs_and_loads_final_weights(sl, caplog, log):
     assert any(n.endswith(":moving_mean") for n in names)
     assert names[0].startswith("0000:") and len(names) == len(model.weights)
     close_header, close_weights = sl.requests[-1]
-    assert close_header == {"type": "close", "version": 1, "mode": "snapshot"}
-    with warnings.catch_warnings():  # keras on torch + numpy 2: a copy-keyword deprecation
-        warnings.simplefilter("ignore", DeprecationWarning)
-        values = model.get_weights()
+    assert close_header == {"type": "close", "version": 1, "mode": "snapshot",
+                            "completed_epochs": 2}
     local = {f"{i:04d}:{v.name}": value
-             for i, (v, value) in enumerate(zip(model.weights, values, strict=True))}
+             for i, (v, value) in enumerate(zip(model.weights, model.get_weights(), strict=True))}
     for name, value in close_weights.items():
         assert np.allclose(local[name], value * 0.5)
     assert ("SwarmCallback: loaded the final swarm model (round 4) into the local model"
@@ -515,6 +560,7 @@ def test_keras_callback_syncs_and_loads_final_weights(sl, caplog, log):
     assert [p["completed_epochs"] for p in progress][-2:] == [1, 2]
 
 
+@pytest.mark.filterwarnings(KERAS_NUMPY_WARNING)
 def test_keras_over_stops_training(sl, log):
     keras, model = _keras_model()
     from swarmlearning.tf import SwarmCallback
@@ -530,6 +576,7 @@ def test_keras_over_stops_training(sl, log):
     assert sl.kinds()[-1]["type"] == "close"
 
 
+@pytest.mark.filterwarnings(KERAS_NUMPY_WARNING)
 def test_keras_parameters_and_loopback(monkeypatch, log):
     from swarmlearning.tf import SwarmCallback
 

@@ -131,7 +131,7 @@ def wait_round(swarm: Swarm, contract: str, predicate: object, timeout: float = 
 def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
                                                                   tmp_path: Path) -> None:
     contract = swarm.new_contract()
-    epochs = 8
+    epochs = 12
     peers = [peer(swarm, tmp_path, i, contract, epochs=epochs).start() for i in (1, 2, 3)]
     try:
         for sl in peers:

@@ -75,7 +75,7 @@ class SwarmCore:
         self.over = False
         self.closed = False
         self.began = False
-        self.session: str | None = None
+        self.session: Any = None  # what the SL said about the session (contract, round, uid)
         self.best_loss: float | None = None
         self.last_eval: Evaluation | None = None
         self.client: ChannelClient | None = None
@@ -88,12 +88,10 @@ class SwarmCore:
                              "no swarm is joined and the local model trains alone")
             return
         self.client = ChannelClient(channel_path, on_waiting=self._waiting)
-        answer, _ = self._request("open", b"", "ok", **params.session_fields())
-        self.session = None if answer.get("session") is None else str(answer["session"])
-        name = f" {self.session}" if self.session else ""
-        self.logger.info(f"SwarmCallback: joined the swarm session{name} (syncFrequency "
-                         f"{params.syncFrequency}, minPeers {params.minPeers}, contract "
-                         f"{params.trainingContract})")
+        answer, _ = self._request("open", b"", "ok", params=params.session_fields())
+        self.session = answer.get("session")
+        self.logger.info(f"SwarmCallback: joined the swarm on contract {params.trainingContract} "
+                         f"(syncFrequency {params.syncFrequency}, minPeers {params.minPeers})")
 
     # --- channel -------------------------------------------------------------------------------
 
@@ -135,8 +133,12 @@ class SwarmCore:
                              f"{self.round}); stopping local training")
 
     def _progress(self, loss: float | None, metric: float | None) -> None:
+        def finite(value: float | None) -> float | None:  # JSON has no NaN or infinity
+            return value if value is not None and np.isfinite(value) else None
+
         fields = {"completed_epochs": self.completed_epochs,
-                  "total_epochs": self.params.totalEpochs, "loss": loss, "metric": metric}
+                  "total_epochs": self.params.totalEpochs, "loss": finite(loss),
+                  "metric": finite(metric)}
         try:
             self._request("progress", b"", "ok", **fields)
         except ChannelError as exc:
@@ -206,7 +208,8 @@ class SwarmCore:
         self.logger.info(f"SwarmCallback: training done; checking in the model "
                          f"({self.params.checkinModelOnTrainEnd}) and waiting for the swarm")
         answer, body = self._request("close", payload, "final",
-                                     mode=self.params.checkinModelOnTrainEnd)
+                                     mode=self.params.checkinModelOnTrainEnd,
+                                     completed_epochs=self.completed_epochs)
         if answer.get("round") is not None:
             self.round = int(answer["round"])
         if body:

@@ -26,7 +26,8 @@ from swarmlearning.identity.pki import PkiLayout, generate_pki
 from swarmlearning.identity.tls import Identity
 
 DEFAULT_WORKSPACE = ".swarm"
-READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: "}
+READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
+               "sl": "Starting SWARM-LEARNING-FS on port: "}
 STOP_ORDER = ("swci", "swop", "sl", "sn")
 PKI_INDEX = 1
 
@@ -157,6 +158,31 @@ class Workspace:
                         "--sentinel-api-port", str(sentinel_port or 30304)]
         return self._start(name, "sn", command, data_dir, host,
                            {"api": api_port, "p2p": p2p_port}, role, timeout)
+
+    def start_sl(self, name: str, *, sn: str | None = None, fs_port: int = 30305,
+                 ml_cmd: str = "", host: str = "127.0.0.1",
+                 timeout: float = 60.0) -> NodeRecord:
+        """Start an SL registered with a running local SN (by name; default: the sentinel)."""
+        if sn is None:
+            parent = self.running_sentinel()
+            if parent is None:
+                raise NodeError("no SN is running in this workspace; START SN first, or name "
+                                "the SN with START SL ... SN <name>")
+        else:
+            parent = self.record(sn)
+            if parent is None or parent.kind != "sn" or not parent.running():
+                raise NodeError(f"no running SN named {sn} in this workspace (LIST LOCAL "
+                                "NODES shows them)")
+        ident = self.identity("sl")
+        data_dir = self.root / "data" / name
+        command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
+                   "--sn-ip", parent.host, "--sn-api-port", str(parent.ports["api"]),
+                   "--sl-fs-port", str(fs_port), "--cert", str(ident.cert),
+                   "--key", str(ident.key), "--capath", str(ident.capath),
+                   "--data-dir", str(data_dir), "--name", name]
+        if ml_cmd:
+            command += ["--ml-cmd", ml_cmd]
+        return self._start(name, "sl", command, data_dir, host, {"fs": fs_port}, "sl", timeout)
 
     def _start(self, name: str, kind: str, command: list[str], data_dir: Path, host: str,
                ports: dict[str, int], role: str, timeout: float) -> NodeRecord:

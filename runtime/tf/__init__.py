@@ -161,6 +161,7 @@ class SwarmCallback(keras.callbacks.Callback):
         # evaluate() resets the compiled metrics; keep fit's running epoch metrics intact
         saved = [(v, np.array(_to_numpy(v.value)))
                  for metric in model.metrics for v in metric.variables]
+        torch_training = keras.backend.backend() == "torch" and model.training is True
         try:
             if isinstance(data, tuple | list) and len(data) in (2, 3):
                 results = model.evaluate(
@@ -172,6 +173,8 @@ class SwarmCallback(keras.callbacks.Callback):
         finally:
             for variable, value in saved:
                 variable.assign(value)
+            if torch_training:  # evaluate() leaves the torch module in eval mode
+                model.train()
         return self._results_evaluation(results)
 
     @staticmethod

@@ -3,8 +3,8 @@
 
 The data: examples/common/digits_split.py.
 
-Environment: PEER_INDEX (1..N_PEERS, 0 = central), N_PEERS (3), EPOCHS (10), BATCH_SIZE (32),
-SYNC_FREQUENCY (4), MIN_PEERS (N_PEERS), MERGE_METHOD (mean), CHECKIN_ON_END (active),
+Environment: PEER_INDEX (1..N_PEERS, 0 = central), N_PEERS (3), EPOCHS (12), BATCH_SIZE (32),
+BATCHES_PER_EPOCH (16, peers only), LR (0.1), SYNC_FREQUENCY (4), MIN_PEERS (N_PEERS), MERGE_METHOD (mean), CHECKIN_ON_END (active),
 NODE_WEIGHTAGE (1), TRAINING_CONTRACT (the default), SEED (7), START_DELAY (seconds between
 opening the session and training), RESULT_FILE (where the result JSON goes), plus the swarm's
 own SL_REQUEST_CHANNEL and SWARM_LOOPBACK.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 from digits_split import split  # noqa: E402
@@ -53,19 +53,29 @@ def main() -> int:
     env = os.environ
     peer = int(env.get("PEER_INDEX", "1"))
     n_peers = int(env.get("N_PEERS", "3"))
-    epochs = int(env.get("EPOCHS", "10"))
+    epochs = int(env.get("EPOCHS", "12"))
     batch_size = int(env.get("BATCH_SIZE", "32"))
     seed = int(env.get("SEED", "7"))
     torch.manual_seed(seed + peer)
     torch.set_num_threads(1)
     x_train, y_train, x_test, y_test = split(peer, n_peers, seed)
-    train = DataLoader(TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train)),
-                       batch_size=batch_size, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed + peer))
+    generator = torch.Generator().manual_seed(seed + peer)
+    dataset = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))
+    if peer > 0:
+        # every peer runs the same number of batches per epoch, whatever its share of the data,
+        # so that the peers reach their sync points (and the end) together
+        per_epoch = int(env.get("BATCHES_PER_EPOCH", "16"))
+        sampler = RandomSampler(dataset, replacement=True, num_samples=per_epoch * batch_size,
+                                generator=generator)
+        train = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+    else:
+        train = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
     validation = DataLoader(TensorDataset(torch.from_numpy(x_test), torch.from_numpy(y_test)),
                             batch_size=256)
     model = build_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    # plain SGD with momentum: adaptive optimizers' per-peer state fights the merged weights on
+    # non-IID data
+    optimizer = torch.optim.SGD(model.parameters(), lr=float(env.get("LR", "0.1")), momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
     callback = None

@@ -1,4 +1,4 @@
-"""Local node commands: START SN, STOP SN, STOP SWARM, LIST LOCAL NODES."""
+"""Local node commands: START SN, START SL, STOP SN, STOP SL, STOP SWARM, LIST LOCAL NODES."""
 
 from __future__ import annotations
 
@@ -47,6 +47,32 @@ def stop_sn(interp: Interpreter, cmd: c.StopSn, out: Output) -> None:
     except NodeError as exc:
         raise CommandFailed(str(exc)) from None
     out.line(f"{record.kind.upper()} {record.name} STOPPED")
+
+
+@handles(c.StartSl, "Start a Swarm Learning node here, as a background process under the "
+                    "workspace, registered with a local SN (by name; default: the sentinel). "
+                    "ML runs that command beside it with SL_REQUEST_CHANNEL set, and the SL "
+                    "exits when it ends; without ML, point your program at the channel shown.")
+def start_sl(interp: Interpreter, cmd: c.StartSl, out: Output) -> None:
+    from swarmlearning.nodes.workspace import NodeError
+
+    workspace = _workspace(interp)
+    out.status(f"Starting SL {cmd.node_name} ...")
+    try:
+        record = workspace.start_sl(cmd.node_name, sn=cmd.sn_node, fs_port=cmd.fs_port or 30305,
+                                    ml_cmd=cmd.ml_command or "")
+    except (NodeError, OSError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    out.line(f"SL {record.name} STARTED : pid {record.pid}, file server "
+             f"{record.host}:{record.ports['fs']}")
+    out.line(f"CHANNEL : SL_REQUEST_CHANNEL={record.data_dir}/channel.sock")
+    out.line(f"LOG : {record.log}")
+
+
+@handles(c.StopSl, "Stop a Swarm Learning node started from this workspace (SIGTERM, then "
+                   "SIGKILL after 10 s), and the ML program beside it.")
+def stop_sl(interp: Interpreter, cmd: c.StopSl, out: Output) -> None:
+    stop_sn(interp, cmd, out)
 
 
 @handles(c.StopSwarm, "Stop every node started from this workspace: SWOP, SL, then SN, the "

@@ -20,7 +20,14 @@ from swci.language.commands.contract import (
     Perfdata,
     ResetContract,
 )
-from swci.language.commands.nodes import ListLocalNodes, StartSn, StopSn, StopSwarm
+from swci.language.commands.nodes import (
+    ListLocalNodes,
+    StartSl,
+    StartSn,
+    StopSl,
+    StopSn,
+    StopSwarm,
+)
 from swci.language.commands.session import (
     Cd,
     Exit,
@@ -70,5 +77,5 @@ __all__ = [
     "AssignTask", "AssignTaskAllPeers", "AssignTaskTarget", "CreateTaskrunner",
     "GetTaskrunnerInfo", "GetTaskrunnerPeerStatus", "GetTaskrunnerStatus", "ListTaskrunnerPeers",
     "ListTaskrunners", "ResetTaskrunner", "WaitForTaskrunner",
-    "ListLocalNodes", "StartSn", "StopSn", "StopSwarm",
+    "ListLocalNodes", "StartSl", "StartSn", "StopSl", "StopSn", "StopSwarm",
 ]

@@ -32,6 +32,22 @@ class StopSn(Command, rule="stop_sn"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StartSl(Command, rule="start_sl"):
+    node_name: str
+    sn_node: str | None = None
+    fs_port: int | None = None
+    ml_command: str | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        return port_number(self.fs_port, "fs_port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSl(Command, rule="stop_sl"):
+    node_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class StopSwarm(Command, rule="stop_swarm"):
     pass
 

@@ -1,0 +1,322 @@
+"""Merge kernels: swarmlearning.merge against the memory copy bandwidth, numpy one-liners and
+Flower's aggregation functions, all in one process.
+
+What is measured:
+
+a. the copy bandwidth: np.copyto(dst, src) on a large float32 array (--copy-mib, default 512
+   MiB, larger than this machine's caches), bytes of one array per second, best of 5;
+b. for each method x peers x size: `merge(method, models, weights)` with the default backend
+   ("auto"), float32 models of 4 tensors together holding `size` parameters and integer weights
+   1..100 (like nodeWeightage), best of --repeat. Throughput is input bytes (peers x size x 4)
+   per second. The baselines get the same models:
+   - mean: np.average(np.stack(...), axis=0, weights=w) and Flower's aggregate();
+   - coordmedian: np.median(np.stack(...), axis=0) and Flower's aggregate_median(), both
+     unweighted, so the table has the weighted merge and the merge with equal weights (which
+     then computes exactly np.median);
+   - geomedian: a plain numpy Weiszfeld on the stacked, concatenated vectors (same start, same
+     smoothing, same stopping rule).
+   The median and Weiszfeld baselines run once (they are slow); the others --repeat times. Each
+   result is checked against its numpy baseline.
+c. ratios: ours / copy bandwidth, ours / numpy, ours / Flower.
+
+Combinations whose models and baseline temporaries would need more than --max-gib are skipped,
+and said so. Sizes of 1e8 parameters are only run with --big.
+
+Run: .venv/bin/python bench/merge.py [--peers 2,4,8,16] [--sizes 1e6,1e7] [--repeat 3]
+     [--methods mean,coordmedian,geomedian] [--big] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmlearning.merge import METHODS, merge
+
+try:
+    from flwr.server.strategy.aggregate import aggregate, aggregate_median
+except ImportError:  # the optional [bench] extra
+    aggregate = aggregate_median = None
+
+RESULTS = Path(__file__).resolve().parent / "results" / "merge.json"
+LAYERS = 4
+GB = 1e9
+
+
+def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """(fastest wall time of `repeat` calls, the last call's result)."""
+    best = float("inf")
+    result = None
+    for _ in range(max(repeat, 1)):
+        result = None  # free the previous result before the next call
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def copy_bandwidth(mib: int) -> float:
+    """Bytes per second of np.copyto on a float32 array of `mib` MiB (best of 5)."""
+    src = np.random.default_rng(0).random(mib * (1 << 18), dtype=np.float32)
+    dst = np.empty_like(src)
+    dst.fill(1.0)  # touch every page before timing
+    seconds, _ = best_time(lambda: np.copyto(dst, src), 5)
+    return src.nbytes / seconds
+
+
+def make_models(peers: int, size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """`peers` float32 models of LAYERS tensors holding `size` parameters together."""
+    rng = np.random.default_rng(seed)
+    parts = [size // LAYERS + (1 if i < size % LAYERS else 0) for i in range(LAYERS)]
+    return [{f"layer{i}": rng.standard_normal(n, dtype=np.float32) for i, n in enumerate(parts)}
+            for _ in range(peers)]
+
+
+def np_average(models: list[dict[str, np.ndarray]], w: list[int]) -> list[np.ndarray]:
+    return [np.average(np.stack([m[name] for m in models]), axis=0, weights=w)
+            for name in models[0]]
+
+
+def np_median(models: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    return [np.median(np.stack([m[name] for m in models]), axis=0) for name in models[0]]
+
+
+def np_weiszfeld(models: list[dict[str, np.ndarray]], w: list[int]) -> tuple[np.ndarray, int]:
+    """Weighted geometric median of the concatenated models by plain Weiszfeld:
+    (the result, the number of steps)."""
+    x = np.stack([np.concatenate([m[name] for name in m]) for m in models])
+    wn = np.asarray(w, dtype=np.float64) / sum(w)
+    z = (wn @ x).astype(np.float32)
+    d = np.linalg.norm(x - z, axis=1)
+    f = float(wn @ d)
+    eps = 1e-8 * f
+    steps = 0
+    while f > 0 and steps < 100:
+        c = wn / np.maximum(d, eps)
+        z = ((c / c.sum()) @ x).astype(np.float32)
+        d = np.linalg.norm(x - z, axis=1)
+        steps += 1
+        f, previous = float(wn @ d), f
+        if abs(previous - f) < 1e-6 * previous:
+            break
+    return z, steps
+
+
+def flower_results(models: list[dict[str, np.ndarray]], w: list[int]) -> list:
+    return [([m[name] for name in m], int(wi)) for m, wi in zip(models, w, strict=True)]
+
+
+def concat(result: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([result[name].ravel() for name in result])
+
+
+def check(method: str, ours: dict[str, np.ndarray], baseline: Any) -> str:
+    """Compare our result with the numpy baseline's: 'ok' or what differs."""
+    got = concat(ours).astype(np.float64)
+    if method == "geomedian":
+        ref = np.asarray(baseline, dtype=np.float64)
+        scale = max(float(np.abs(ref).max()), 1e-30)
+        diff = float(np.abs(got - ref).max()) / scale
+        return "ok" if diff < 1e-2 else f"max difference {diff:.2g} of the largest value"
+    ref = np.concatenate([np.ravel(b) for b in baseline]).astype(np.float64)
+    if method == "coordmedian (equal w)":
+        return "ok" if np.array_equal(got, ref.astype(np.float32)) else "differs from np.median"
+    if method.startswith("mean"):
+        return "ok" if np.allclose(got, ref, rtol=1e-4, atol=1e-5) else "differs from np.average"
+    return "-"
+
+
+def need_bytes(peers: int, size: int) -> int:
+    """Models plus the baselines' temporaries (stacked copies, float64 products): about 4x."""
+    return 4 * peers * size * 4
+
+
+def run_combo(method: str, peers: int, size: int, models: list[dict[str, np.ndarray]],
+              w: list[int], repeat: int, copy_bps: float) -> list[dict[str, Any]]:
+    nbytes = peers * size * 4
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, ours_s: float, numpy_s: float | None, flower_s: float | None,
+            status: str, **extra: Any) -> None:
+        ours = nbytes / ours_s
+        entry = {
+            "method": name, "peers": peers, "size": size, "input_bytes": nbytes,
+            "ours_s": ours_s, "ours_gbps": ours / GB,
+            "numpy_s": numpy_s, "numpy_gbps": nbytes / numpy_s / GB if numpy_s else None,
+            "flower_s": flower_s,
+            "flower_gbps": nbytes / flower_s / GB if flower_s else None,
+            "ours_over_copy": ours / copy_bps,
+            "ours_over_numpy": numpy_s / ours_s if numpy_s else None,
+            "ours_over_flower": flower_s / ours_s if flower_s else None,
+            "check": status, **extra,
+        }
+        rows.append(entry)
+
+    fw = flower_results(models, w)
+    if method == "mean":
+        numpy_s, baseline = best_time(lambda: np_average(models, w), repeat)
+        flower_s = best_time(lambda: aggregate(fw), repeat)[0] if aggregate else None
+        for backend, label in (("auto", "mean"), ("numpy", "mean (numpy backend)")):
+            ours_s, ours = best_time(lambda b=backend: merge("mean", models, w, backend=b),
+                                     repeat)
+            row(label, ours_s, numpy_s, flower_s, check("mean", ours, baseline))
+    elif method == "coordmedian":
+        numpy_s, baseline = best_time(lambda: np_median(models), 1)
+        flower_s = best_time(lambda: aggregate_median(fw), 1)[0] if aggregate_median else None
+        ours_s, _ = best_time(lambda: merge("coordmedian", models, w), repeat)
+        row("coordmedian (weighted)", ours_s, numpy_s, flower_s, "-")
+        ours_s, ours = best_time(lambda: merge("coordmedian", models, [1] * peers), repeat)
+        row("coordmedian (equal w)", ours_s, numpy_s, flower_s,
+            check("coordmedian (equal w)", ours, baseline))
+    else:
+        numpy_s, (baseline, steps) = best_time(lambda: np_weiszfeld(models, w), 1)
+        ours_s, ours = best_time(lambda: merge("geomedian", models, w), repeat)
+        row("geomedian", ours_s, numpy_s, None, check("geomedian", ours, baseline),
+            weiszfeld_steps=steps)
+    return rows
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| method                 | peers |  size | ours GB/s | numpy GB/s | Flower GB/s "
+            "| ours/copy | ours/numpy | ours/Flower | check |")
+    rule = ("|------------------------|-------|-------|-----------|------------|-------------"
+            "|-----------|------------|-------------|-------|")
+    lines = [head, rule]
+    for r in rows:
+        lines.append(
+            f"| {r['method']:<22} | {r['peers']:>5} | {r['size'] / 1e6:>4g}M "
+            f"| {r['ours_gbps']:>9.2f} | {fmt(r['numpy_gbps'], '>10.2f'):>10} "
+            f"| {fmt(r['flower_gbps'], '>11.2f'):>11} | {r['ours_over_copy']:>8.0%} "
+            f"| {ratio(r['ours_over_numpy']):>10} "
+            f"| {ratio(r['ours_over_flower']):>11} | {r['check']:<5} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                            "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["torch"] = None
+    try:
+        import flwr
+        info["flwr"] = flwr.__version__
+    except ImportError:
+        info["flwr"] = None
+    return info
+
+
+def parse_list(text: str, cast: Callable[[str], Any]) -> list:
+    return [cast(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", default="2,4,8,16", help="peer counts (default %(default)s)")
+    parser.add_argument("--sizes", default="1e6,1e7",
+                        help="parameters per model (default %(default)s)")
+    parser.add_argument("--big", action="store_true", help="also run 1e8 parameters per model")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per measurement, best kept (default %(default)s; the median "
+                             "and Weiszfeld baselines run once)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="methods (default %(default)s)")
+    parser.add_argument("--max-gib", type=float, default=8.0,
+                        help="skip combinations needing more memory (default %(default)g)")
+    parser.add_argument("--copy-mib", type=int, default=512,
+                        help="array size for the copy bandwidth (default %(default)s MiB)")
+    parser.add_argument("--json", type=Path, default=RESULTS, metavar="PATH",
+                        help="where to write the results (default bench/results/merge.json)")
+    args = parser.parse_args(argv)
+    peers_list = parse_list(args.peers, int)
+    sizes = [int(float(s)) for s in parse_list(args.sizes, str)]
+    if args.big and 100_000_000 not in sizes:
+        sizes.append(100_000_000)
+    methods = parse_list(args.methods, str.strip)
+    unknown = set(methods) - set(METHODS)
+    if unknown or args.repeat < 1 or min(peers_list, default=0) < 1 or not sizes:
+        parser.error(f"bad arguments (methods must be among {', '.join(METHODS)})")
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()
+    info = machine()
+    print(f"Machine: {info.get('cpu', '?')}, {info['cpus']} CPUs; numpy {info['numpy']}, "
+          f"torch {info['torch']} ({info.get('torch_threads', '-')} threads), "
+          f"flwr {info['flwr'] or 'not installed'}")
+    if aggregate is None:
+        print("flwr not installed: the Flower columns are skipped")
+    # warm up: import torch, start its threads
+    warm = make_models(2, 1 << 18)
+    for method in METHODS:
+        merge(method, warm, [1, 2])
+    copy_bps = copy_bandwidth(args.copy_mib)
+    print(f"Copy bandwidth (np.copyto, {args.copy_mib} MiB float32): {copy_bps / GB:.2f} GB/s")
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for size in sizes:
+        for peers in peers_list:
+            need = need_bytes(peers, size)
+            if need > args.max_gib * (1 << 30):
+                note = (f"skipped {peers} peers x {size:g} parameters: needs about "
+                        f"{need / (1 << 30):.1f} GiB > --max-gib {args.max_gib:g}")
+                print(note)
+                skipped.append(note)
+                continue
+            models = make_models(peers, size)
+            w = [int(x) for x in np.random.default_rng(peers).integers(1, 101, peers)]
+            for method in methods:
+                new = run_combo(method, peers, size, models, w, args.repeat, copy_bps)
+                for r in new:
+                    print(f"  {r['method']:<22} {peers:>2} peers x {size / 1e6:g}M: "
+                          f"ours {r['ours_gbps']:.2f} GB/s, numpy {fmt(r['numpy_gbps'], '.2f')}"
+                          f", Flower {fmt(r['flower_gbps'], '.2f')} GB/s [{r['check']}]",
+                          flush=True)
+                rows.extend(new)
+            del models
+    total = time.perf_counter() - t0
+    print()
+    print(table(rows))
+    print(f"\nCopy bandwidth: {copy_bps / GB:.2f} GB/s. Total benchmark time: {total:.0f} s. "
+          f"Load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f}")
+    result = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if argv is None
+        else " ".join(argv),
+        "machine": info, "copy_bandwidth_gbps": copy_bps / GB, "copy_mib": args.copy_mib,
+        "repeat": args.repeat, "layers": LAYERS, "rows": rows, "skipped": skipped,
+        "total_s": total, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"Results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
