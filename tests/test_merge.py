@@ -515,6 +515,9 @@ def test_geomedian_layerwise_equals_cached(dtype):
     for name in shapes:
         np.testing.assert_array_equal(results[True][name], results[False][name])
     assert results[True]["n"].tolist() == [3, 4]
+    tracker = Tracker()  # lazy models default to layerwise
+    merge("geomedian", [LazyModel(m, tracker) for m in plain], weights, backend="numpy")
+    assert tracker.peak <= len(plain)
     default = merge("geomedian", plain, weights, backend="numpy")
     for name in shapes:
         np.testing.assert_array_equal(default[name], results[False][name])

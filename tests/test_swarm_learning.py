@@ -170,12 +170,13 @@ def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
 def test_leader_failure_is_recovered_and_the_old_leader_rejoins(swarm: Swarm,
                                                                 tmp_path: Path) -> None:
     """minPeers=2 of 3. The third peer opens its session, then starts late, so the first two
-    wait in round 0 for it; the leader (first check-in) is killed there. LFDR hands the round
-    to the next peer; training goes on with two; the old leader comes back as a late joiner,
-    starts from the latest merged model, and all three finish."""
+    wait in round 0 for the full quorum; the leader (first check-in) is killed there. LFDR
+    hands the round to the next peer; training goes on with two; the old leader comes back as a
+    late joiner, starts from the latest merged model, and all three finish."""
     contract = swarm.new_contract()
+    # every session is open (and expected) well before the first check-in; peer 3 trains late
     peers = [peer(swarm, tmp_path, i, contract, epochs=6, min_peers=2,
-                  ml_env={"START_DELAY": "6"} if i == 3 else None) for i in (1, 2, 3)]
+                  ml_env={"START_DELAY": "14" if i == 3 else "4"}) for i in (1, 2, 3)]
     by_uid: dict[str, SL] = {}
     try:
         for sl in peers:

@@ -31,7 +31,7 @@ TORCH_MIN_ELEMENTS = 1 << 16
 # Sizes tuned on a 2-core Xeon (2 MiB L2 per core).
 CHUNK_NUMPY = 1 << 16
 CHUNK_NUMPY_DISTANCE = 1 << 15
-CHUNK_TORCH = 1 << 18
+CHUNK_TORCH = 1 << 20
 # Elements per peer in a chunk of the median network; elements of all peers in one torch sort.
 NETWORK_CHUNK = 1 << 14
 SORT_BLOCK = 1 << 20
@@ -65,7 +65,9 @@ def wants_torch(backend: str, size: int) -> bool:
 def _tensors(arrays: Sequence[np.ndarray]) -> list:
     """torch views of numpy arrays (read-only inputs are fine: they are only read)."""
     torch = torch_module()
-    with warnings.catch_warnings():
+    if all(a.flags.writeable for a in arrays):
+        return [torch.from_numpy(a) for a in arrays]  # type: ignore[union-attr]
+    with warnings.catch_warnings():  # torch warns that it cannot protect read-only memory
         warnings.filterwarnings("ignore", message=".*not writable.*")
         return [torch.from_numpy(a) for a in arrays]  # type: ignore[union-attr]
 

@@ -36,6 +36,7 @@ FLAG_MAY_LEAD = 1
 FLAG_DONE = 2
 POLL_SECONDS = 1.0
 NOTE_EVERY = 10.0
+FETCH_SECONDS = 30.0
 MODES = ("inactive", "snapshot", "active")
 
 
@@ -200,7 +201,7 @@ class RoundEngine:
             seen = status["version"]
             merge_record = status["merge"]
             if merge_record is not None:
-                return self._merged(session, number, status)
+                return self._merged(session, number, status, own, note)
             if status["current_round"] != number:
                 return None  # the contract was reset or moved on without this round
             checkins = status["checkins"]
@@ -321,14 +322,26 @@ class RoundEngine:
 
     # -- following ---------------------------------------------------------------------------------
 
-    def _merged(self, session: Session, number: int, status: dict[str, Any]) -> RoundResult:
+    def _merged(self, session: Session, number: int, status: dict[str, Any],
+                own: str | None = None,
+                note: Callable[[str], None] = lambda message: None) -> RoundResult:
         record = status["merge"]
         name = record["merged"]
         leader = record["leader"] == self.uid
         session.led_last = leader
-        blob = self._fetch_merged(number, name, record, status["checkins"])
-        self.latest = (number, name)
         over = status["state"] == "COMPLETED" and status["current_round"] == number + 1
+        blob = self._fetch_merged(number, name, record, status["checkins"], note)
+        if blob is None:
+            if own is None or not self.store.has(own):
+                raise SessionError(f"round {number}: the merged model {name[:12]} is not "
+                                   "available from any peer")
+            message = (f"round {number}: the merged model {name[:12]} is not available from "
+                       "any peer (its leader went away after recording it); carrying on with "
+                       "this node's own weights")
+            log.error("%s", message)
+            note(message)
+            return RoundResult(number, self.store.get(own), own, leader=False, over=over)
+        self.latest = (number, name)
         return RoundResult(number, blob, name, leader=leader, over=over)
 
     def _adopt(self, session: Session, number: int, over: bool) -> RoundResult:
@@ -339,18 +352,21 @@ class RoundEngine:
         return RoundResult(result.round, result.blob, result.digest, result.leader, over)
 
     def _fetch_merged(self, number: int, name: str, record: dict[str, Any],
-                      checkins: list[dict[str, Any]]) -> bytes:
+                      checkins: list[dict[str, Any]],
+                      note: Callable[[str], None]) -> bytes | None:
         """The merged blob: from this node's store, else the leader, else any participant
-        (content addressing makes every copy as good as the leader's)."""
+        (content addressing makes every copy as good as the leader's). None when no peer has
+        served it within FETCH_SECONDS."""
         if self.store.has(name):
             self.store.pin(name)
             return self.store.get(name)
         where = {c["uid"]: (c["host"], c["port"]) for c in checkins}
         order = [record["leader"]] + [uid for uid in record["participants"]
                                       if uid != record["leader"]]
-        deadline = time.monotonic() + 120.0
+        started = time.monotonic()
+        last_note = started
         problems: list[str] = []
-        while time.monotonic() < deadline:
+        while time.monotonic() - started < FETCH_SECONDS:
             for uid in order:
                 if uid == self.uid or uid not in where:
                     continue
@@ -361,10 +377,17 @@ class RoundEngine:
                     continue
                 self.store.put(data)
                 return data
+            if time.monotonic() - last_note >= NOTE_EVERY:
+                last_note = time.monotonic()
+                message = (f"round {number}: cannot fetch the merged model yet "
+                           f"({problems[-1] if problems else 'no peer holds it'}); retrying")
+                log.warning("%s", message)
+                note(message)
             self._check_stop()
             time.sleep(1.0)
-        raise SessionError(f"round {number}: could not fetch the merged model {name[:12]} "
-                           f"from any peer: {'; '.join(problems[-3:])}")
+        log.warning("Round %s: giving up on the merged model %s after %.0f s: %s", number,
+                    name[:12], FETCH_SECONDS, "; ".join(problems[-3:]))
+        return None
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -4,10 +4,10 @@
 The data: examples/common/digits_split.py.
 
 Environment: PEER_INDEX (1..N_PEERS, 0 = central), N_PEERS (3), EPOCHS (12), BATCH_SIZE (32),
-BATCHES_PER_EPOCH (16, peers only), LR (0.1), SYNC_FREQUENCY (4), MIN_PEERS (N_PEERS), MERGE_METHOD (mean), CHECKIN_ON_END (active),
-NODE_WEIGHTAGE (1), TRAINING_CONTRACT (the default), SEED (7), START_DELAY (seconds between
-opening the session and training), RESULT_FILE (where the result JSON goes), plus the swarm's
-own SL_REQUEST_CHANNEL and SWARM_LOOPBACK.
+BATCHES_PER_EPOCH (16, peers only), LR (0.1), SYNC_FREQUENCY (4), MIN_PEERS (N_PEERS),
+MERGE_METHOD (mean), CHECKIN_ON_END (active), NODE_WEIGHTAGE (1), TRAINING_CONTRACT (the
+default), SEED (7), START_DELAY (seconds between opening the session and training), RESULT_FILE
+(where the result JSON goes), plus the swarm's own SL_REQUEST_CHANNEL and SWARM_LOOPBACK.
 """
 
 from __future__ import annotations
