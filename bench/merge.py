@@ -19,6 +19,9 @@ b. for each method x peers x size: `merge(method, models, weights)` with the def
    result is checked against its numpy baseline.
 c. ratios: ours / copy bandwidth, ours / numpy, ours / Flower.
 
+The column "others" is the CPU (in cores) that other processes on the machine used while a
+method was measured (from /proc/stat): on a shared machine it tells which rows were disturbed.
+
 Combinations whose models and baseline temporaries would need more than --max-gib are skipped,
 and said so. Sizes of 1e8 parameters are only run with --big.
 
@@ -135,6 +138,22 @@ def check(method: str, ours: dict[str, np.ndarray], baseline: Any) -> str:
     return "-"
 
 
+def busy_seconds() -> float | None:
+    """CPU seconds all processes of the machine have spent busy since boot (Linux), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def need_bytes(peers: int, size: int) -> int:
     """Models plus the baselines' temporaries (stacked copies, float64 products): about 4x."""
     return 4 * peers * size * 4
@@ -195,9 +214,9 @@ def ratio(value: float | None) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| method                 | peers |  size | ours GB/s | numpy GB/s | Flower GB/s "
-            "| ours/copy | ours/numpy | ours/Flower | check |")
+            "| ours/copy | ours/numpy | ours/Flower | check | others |")
     rule = ("|------------------------|-------|-------|-----------|------------|-------------"
-            "|-----------|------------|-------------|-------|")
+            "|-----------|------------|-------------|-------|--------|")
     lines = [head, rule]
     for r in rows:
         lines.append(
@@ -205,7 +224,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['ours_gbps']:>9.2f} | {fmt(r['numpy_gbps'], '>10.2f'):>10} "
             f"| {fmt(r['flower_gbps'], '>11.2f'):>11} | {r['ours_over_copy']:>8.0%} "
             f"| {ratio(r['ours_over_numpy']):>10} "
-            f"| {ratio(r['ours_over_flower']):>11} | {r['check']:<5} |")
+            f"| {ratio(r['ours_over_flower']):>11} | {r['check']:<5} "
+            f"| {fmt(r.get('other_cores'), '>6.2f'):>6} |")
     return "\n".join(lines)
 
 
@@ -292,8 +312,14 @@ def main(argv: list[str] | None = None) -> int:
             models = make_models(peers, size)
             w = [int(x) for x in np.random.default_rng(peers).integers(1, 101, peers)]
             for method in methods:
+                wall, busy, own = time.perf_counter(), busy_seconds(), own_seconds()
                 new = run_combo(method, peers, size, models, w, args.repeat, copy_bps)
+                wall = time.perf_counter() - wall
+                # cores' worth of CPU used by other processes while this method was measured
+                others = None if busy is None else max(
+                    0.0, (busy_seconds() - busy - (own_seconds() - own)) / wall)
                 for r in new:
+                    r["other_cores"] = others
                     print(f"  {r['method']:<22} {peers:>2} peers x {size / 1e6:g}M: "
                           f"ours {r['ours_gbps']:.2f} GB/s, numpy {fmt(r['numpy_gbps'], '.2f')}"
                           f", Flower {fmt(r['flower_gbps'], '.2f')} GB/s [{r['check']}]",

@@ -3,6 +3,7 @@ real PyTorch training of the digits split on 127.0.0.1. Every process is stopped
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +25,8 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 DIGITS = ROOT / "examples" / "digits-pyt" / "model" / "digits_pyt.py"
+KERAS_DIGITS = ROOT / "examples" / "digits-keras" / "model" / "digits_keras.py"
+HOSTILE = Path(__file__).with_name("ml") / "hostile_peer.py"
 FAST_ROUNDS = {"SL_WAIT_FOR_FULL_QUORUM_SECONDS": "20", "SL_LEADER_FAILURE_BASE_TIMEOUT": "4"}
 
 
@@ -231,3 +234,47 @@ def test_with_min_peers_three_a_lost_peer_stops_the_rounds_until_it_returns(
     finally:
         stop_all(peers)
     assert swarm.get(f"/v1/contracts/{contract}/status")["STATE"] == "COMPLETED"
+
+
+def test_tampered_contributions_are_rejected_and_training_goes_on(swarm: Swarm,
+                                                                   tmp_path: Path) -> None:
+    contract = swarm.new_contract()
+    honest = [peer(swarm, tmp_path, i, contract, epochs=4) for i in (1, 2)]
+    hostile = peer(swarm, tmp_path, 3, contract, ml=f"{sys.executable} {HOSTILE}",
+                   env={"SL_MAKE_ME_ADMIN": "False"},
+                   ml_env={"BLOB_DIR": str(tmp_path / "sl3" / "blobs")})
+    peers = [*honest, hostile]
+    try:
+        for sl in peers:
+            sl.start()
+        for sl in peers:
+            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)
+    hostile_uid = (tmp_path / "sl3" / "node-uid").read_text().strip()
+    leaders = "\n".join(sl.log() for sl in honest)
+    rejected = [line for line in leaders.splitlines()
+                if f"rejected the contribution of {hostile_uid}" in line]
+    assert any("NaN" in line for line in rejected), rejected
+    assert any("shape" in line for line in rejected), rejected
+    assert any("does not match its SHA-256" in line for line in rejected), rejected
+    assert "hostile peer done" in hostile.log()
+    for index in (1, 2):
+        assert result(tmp_path, index)["accuracy"] > 0.5
+
+
+def test_keras_peers_swarm_through_model_fit(swarm: Swarm, tmp_path: Path) -> None:
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    contract = swarm.new_contract()
+    peers = [peer(swarm, tmp_path, i, contract, epochs=8, ml=f"{sys.executable} {KERAS_DIGITS}",
+                  ml_env={"KERAS_BACKEND": "torch"}).start() for i in (1, 2, 3)]
+    try:
+        for sl in peers:
+            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)
+    outcomes = [result(tmp_path, i) for i in (1, 2, 3)]
+    assert len({o["weights"] for o in outcomes}) == 1
+    assert all(o["accuracy"] >= 0.9 for o in outcomes), outcomes
+    assert "loaded the final swarm model" in peers[0].log()

@@ -28,10 +28,12 @@ TORCH_MIN_ELEMENTS = 1 << 16
 # Elements per chunk of the weighted sum: the output chunk stays in the CPU cache while every
 # peer's slice is added into it, so each input byte is read once and the output written once.
 # With distances, each input slice is read a second time right after the sum (from cache).
-# Sizes tuned on a 2-core Xeon (2 MiB L2 per core).
+# Sizes tuned on a 2-core Xeon (2 MiB L2 per core, 260 MiB L3). Torch's chunks are larger:
+# every torch op is one OpenMP parallel region, and fewer regions lose less when another
+# process holds a core (a thread that waits at the end of a region for a descheduled one).
 CHUNK_NUMPY = 1 << 16
 CHUNK_NUMPY_DISTANCE = 1 << 15
-CHUNK_TORCH = 1 << 20
+CHUNK_TORCH = 1 << 22
 # Elements per peer in a chunk of the median network; elements of all peers in one torch sort.
 NETWORK_CHUNK = 1 << 14
 SORT_BLOCK = 1 << 20

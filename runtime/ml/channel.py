@@ -87,10 +87,11 @@ class ChannelClient:
                                "running with this channel?") from None
         self.sock.settimeout(None)
 
-    def request(self, kind: str, payload: bytes = b"", **fields: Any) -> tuple[dict[str, Any],
-                                                                             bytes]:
+    def request(self, message_type: str, payload: bytes = b"", /,
+                **fields: Any) -> tuple[dict[str, Any], bytes]:
         """Send a request and return the answer, passing `waiting` frames to on_waiting."""
-        send_frame(self.sock, {"type": kind, "version": PROTOCOL_VERSION, **fields}, payload)
+        send_frame(self.sock, {"type": message_type, "version": PROTOCOL_VERSION, **fields},
+                   payload)
         while True:
             header, body = recv_frame(self.sock)
             if header["type"] == "waiting":

@@ -4,7 +4,8 @@ peer of a non-IID swarm, a local-only baseline (SWARM_LOOPBACK=True) or the cent
 the same where it is installed).
 
 The data: examples/common/digits_split.py. Environment as the PyTorch digits example:
-PEER_INDEX, N_PEERS (3), EPOCHS (12), BATCH_SIZE (32), SYNC_FREQUENCY (4), MIN_PEERS,
+PEER_INDEX, N_PEERS (3), EPOCHS (12), BATCH_SIZE (32), BATCHES_PER_EPOCH (16), SYNC_FREQUENCY (4),
+MIN_PEERS,
 MERGE_METHOD (mean), CHECKIN_ON_END (active), NODE_WEIGHTAGE (1), TRAINING_CONTRACT, SEED (7),
 RESULT_FILE.
 """
@@ -52,6 +53,12 @@ def main() -> int:
     seed = int(env.get("SEED", "7"))
     keras.utils.set_random_seed(seed + peer)
     x_train, y_train, x_test, y_test = split(peer, n_peers, seed)
+    batch_size = int(env.get("BATCH_SIZE", "32"))
+    if peer > 0:
+        # the same number of batches per epoch on every peer, so they sync and finish together
+        per_epoch = int(env.get("BATCHES_PER_EPOCH", "16"))
+        pick = np.random.default_rng(seed + peer).choice(len(y_train), per_epoch * batch_size)
+        x_train, y_train = x_train[pick], y_train[pick]
     model = build_model()
     callbacks = []
     if peer > 0:
@@ -67,7 +74,7 @@ def main() -> int:
             useAdaptiveSync=True, adsValData=(x_test, y_test), adsValBatchSize=256))
     started = time.monotonic()
     history = model.fit(x_train, y_train, epochs=epochs,
-                        batch_size=int(env.get("BATCH_SIZE", "32")), callbacks=callbacks,
+                        batch_size=batch_size, callbacks=callbacks,
                         verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     result = {"peer": peer, "accuracy": float(accuracy), "weights": weights_digest(model),
