@@ -19,7 +19,16 @@ import pytest
 
 from swarmlearning.identity.pki import PkiLayout
 from swarmlearning.identity.tls import Identity, client_context
-from tests.swarm_processes import ROOT, SL, SN, exchange_cas, make_orgs
+from tests.swarm_processes import (
+    ROOT,
+    SL,
+    SN,
+    exchange_cas,
+    identity_env,
+    make_orgs,
+    output_lines,
+    run_swci,
+)
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -165,9 +174,24 @@ def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
     assert all(row["TOTAL_EPOCHS"] == epochs and row["COMPLETED_EPOCHS"] == epochs
                for row in perf), perf
     assert any(row["ADMIN"] == "Y" for row in perf)
-    # one check-in transaction per SN per round at most, not one per SL
     joined = "\n".join(sl.log() for sl in peers)
     assert "rejected" not in joined
+    # the same through the SWCI shell: PERFDATA's table and the contract's round progress
+    usr = tmp_path / "usr"
+    usr.mkdir()
+    (usr / "s.swci").write_text(
+        f"EXIT ON FAILURE\ncreate context c with ip 127.0.0.1 {swarm.sns[1].api_port}\n"
+        f"switch context c\nPERFDATA {contract}\nGET CONTRACT STATUS {contract}\n")
+    shell = run_swci("--usr-dir", str(usr), "--script", "s.swci", cwd=usr,
+                     env=identity_env(swarm.orgs["b"]))
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    lines = output_lines(shell)
+    header = next(line for line in lines if line.startswith("UID"))
+    assert header.split()[:6] == ["UID", "ADMIN", "LOSS", "METRIC", "TOTAL_EPOCHS",
+                                  "COMPLETED_EPOCHS"]
+    assert sum(1 for line in lines if line.split()[-2:] == [str(epochs), str(epochs)]) == 3
+    assert ["STATE", ":", "COMPLETED"] in [line.split() for line in lines], lines
+    assert any(line.split()[:2] == ["LAST_LEADER", ":"] for line in lines), lines
 
 
 def test_leader_failure_is_recovered_and_the_old_leader_rejoins(swarm: Swarm,
