@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarmlearning.identity.options import add_identity_arguments, identity_from_arguments
 from swarmlearning.identity.tls import Identity
 
 DEFAULT_FS_PORT = 30305
@@ -82,14 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "reach it there (default %(default)s)")
     parser.add_argument("--sl-fs-port", type=int, default=DEFAULT_FS_PORT, metavar="P",
                         help="file server port (default %(default)s)")
-    parser.add_argument("--cert", default=os.environ.get("SWARM_ID_CERT"),
-                        help="this node's certificate (or SWARM_ID_CERT)")
-    parser.add_argument("--key", default=os.environ.get("SWARM_ID_KEY"),
-                        help="its private key (or SWARM_ID_KEY)")
-    parser.add_argument("--capath", default=os.environ.get("SWARM_ID_CAPATH"),
-                        help="directory of trusted CA certificates (or SWARM_ID_CAPATH)")
-    parser.add_argument("--cacert", default=os.environ.get("SWARM_ID_CACERT"),
-                        help="one more trusted CA certificate (or SWARM_ID_CACERT)")
+    add_identity_arguments(parser)
     parser.add_argument("--data-dir", default="./sl-data", metavar="DIR",
                         help="weights, the node UID and the channel socket "
                              "(default %(default)s)")
@@ -108,14 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def from_arguments(args: argparse.Namespace) -> SLConfig:
     """An SLConfig from parsed run-sl options and the SL_* environment variables."""
-    missing = [flag for flag, value in (("--cert", args.cert), ("--key", args.key))
-               if not value]
-    if missing or not (args.capath or args.cacert):
-        raise SLConfigError("run-sl: mutual TLS needs --cert, --key and --capath (or the "
-                            "SWARM_ID_* variables); `swci gen-cert` makes a set")
-    identity = Identity(cert=Path(args.cert), key=Path(args.key),
-                        capath=Path(args.capath) if args.capath else None,
-                        cacert=Path(args.cacert) if args.cacert else None)
+    try:
+        identity = identity_from_arguments(args, "run-sl")
+    except ValueError as exc:
+        raise SLConfigError(str(exc)) from None
     ml_env = {}
     for item in args.ml_e:
         name, sep, value = item.partition("=")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmlearning.identity.options import add_identity_arguments, identity_from_arguments
 from swarmlearning.identity.tls import Identity
 
 DEFAULT_API_PORT = 30304
@@ -50,14 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sn-p2p-port", type=int, default=DEFAULT_P2P_PORT, metavar="P",
                         help="chain port: the sentinel serves Ethereum JSON-RPC here "
                              "(default %(default)s)")
-    parser.add_argument("--cert", default=os.environ.get("SWARM_ID_CERT"),
-                        help="this node's certificate (or SWARM_ID_CERT)")
-    parser.add_argument("--key", default=os.environ.get("SWARM_ID_KEY"),
-                        help="its private key (or SWARM_ID_KEY)")
-    parser.add_argument("--capath", default=os.environ.get("SWARM_ID_CAPATH"),
-                        help="directory of trusted CA certificates (or SWARM_ID_CAPATH)")
-    parser.add_argument("--cacert", default=os.environ.get("SWARM_ID_CACERT"),
-                        help="one more trusted CA certificate (or SWARM_ID_CACERT)")
+    add_identity_arguments(parser)
     parser.add_argument("--data-dir", default="./sn-data", metavar="DIR",
                         help="where the chain and the node's state persist (default %(default)s)")
     parser.add_argument("--eth-rpc", metavar="URL",
@@ -73,14 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def from_arguments(args: argparse.Namespace) -> SNConfig:
     """An SNConfig from parsed run-sn options; a missing identity is a clear error."""
-    missing = [flag for flag, value in (("--cert", args.cert), ("--key", args.key))
-               if not value]
-    if missing or not (args.capath or args.cacert):
-        raise SystemExit("run-sn: mutual TLS needs --cert, --key and --capath (or the "
-                         "SWARM_ID_* variables); `swci gen-cert` makes a set")
-    identity = Identity(cert=Path(args.cert), key=Path(args.key),
-                        capath=Path(args.capath) if args.capath else None,
-                        cacert=Path(args.cacert) if args.cacert else None)
+    try:
+        identity = identity_from_arguments(args, "run-sn")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     return SNConfig(identity=identity, data_dir=Path(args.data_dir).resolve(),
                     host_ip=args.host_ip, api_port=args.sn_api_port, p2p_port=args.sn_p2p_port,
                     sentinel=args.sentinel, sentinel_ip=args.sentinel_ip,
