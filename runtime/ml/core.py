@@ -13,11 +13,8 @@ from typing import Any
 import numpy as np
 
 from swarmlearning.ml.channel import (
-    PROTOCOL_VERSION,
     ChannelClient,
     ChannelError,
-    recv_frame,
-    send_frame,
 )
 from swarmlearning.ml.params import SwarmParams
 from swarmlearning.weights import Weights, from_bytes, to_bytes
@@ -103,21 +100,11 @@ class SwarmCore:
         if self.client is None:
             raise ChannelError("the swarm session is closed; create a new SwarmCallback to "
                                "train again")
-        # The same exchange as ChannelClient.request, written out because `sync` carries a
-        # field named `kind`, which that method's own parameter name would swallow.
-        header = {"type": request_type, "version": PROTOCOL_VERSION, **fields}
-        send_frame(self.client.sock, header, payload)
-        while True:
-            answer, body = recv_frame(self.client.sock)
-            if answer["type"] == "waiting":
-                self._waiting(str(answer.get("message", "")))
-            elif answer["type"] == "error":
-                raise ChannelError(str(answer.get("message", "the SL refused the request")))
-            elif answer["type"] != expect:
-                raise ChannelError(f"the SL answered {request_type!r} with "
-                                   f"{answer['type']!r}, expected {expect!r}")
-            else:
-                return answer, body
+        answer, body = self.client.request(request_type, payload, **fields)
+        if answer["type"] != expect:
+            raise ChannelError(f"the SL answered {request_type!r} with {answer['type']!r}, "
+                               f"expected {expect!r}")
+        return answer, body
 
     def _sync(self, kind: str) -> None:
         payload = to_bytes(self.get_weights())
