@@ -591,8 +591,12 @@ def test_target_assignment_on_a_running_taskrunner(swarm: Swarm, task: str,
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", 1)
     status = service.assign_task(runner, task, target="swop-second")
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", 2)
-    with refused(409, "taskrunner runs another task"):
+    with refused(409, "runs task", "TARGET adds a SWOP to the running task only"):
         service.assign_task(runner, other_task, target="swop-third")
+    with rejected("taskrunner runs another task"):
+        swarm.ledger.transact("runners", "assign", runner, other_task, 1, False, "swop-third", T0)
+    with refused(409, "targeted at another SWOP"):
+        service.enroll(runner, "swop-stranger", "g")
     service.enroll(runner, "swop-first", "g")
     service.report(runner, "swop-first", "COMPLETE")
     assert service.taskrunner_status(runner)["TASK_STATE"] == "RUNNING"
@@ -603,11 +607,86 @@ def test_target_assignment_on_a_running_taskrunner(swarm: Swarm, task: str,
         service.assign_task(runner, task, target="swop-third")
 
 
-def test_all_peers_assignment(swarm: Swarm, task: str) -> None:
+def test_all_peers_needs_every_live_swop(fresh: Swarm) -> None:
+    service, clock = fresh.service, fresh.clock
+    clock.now = T0
+    name = finalized_task(service)
     runner = unique("runner")
-    swarm.service.create_taskrunner(runner)
-    status = swarm.service.assign_task(runner, task, all_peers=True)
+    service.create_taskrunner(runner)
+    with refused(409, "WITH ALL PEERS needs live SWOPs"):
+        service.assign_task(runner, name, all_peers=True)
+    service.register_node("swop-1", "SWOP", "127.0.0.1", 0, "a", "")
+    service.register_node("swop-2", "SWOP", "127.0.0.1", 0, "b", "")
+    service.register_node("sl-1", "SL", "127.0.0.1", 1, "sl", "")
+    clock.now = T0 + 100
+    service.register_node("swop-3", "SWOP", "127.0.0.1", 0, "c", "")
+    service.flush_alive(["swop-1"])
+    # swop-2 has not reported for 100 s: only two SWOPs are live
+    status = service.assign_task(runner, name, all_peers=True)
     assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", "ALL")
+    service.enroll(runner, "swop-1", "g", units=3)
+    service.enroll(runner, "swop-3", "g")
+    service.report(runner, "swop-1", "COMPLETE")
+    assert service.taskrunner_status(runner)["TASK_STATE"] == "RUNNING"
+    service.report(runner, "swop-3", "COMPLETE")
+    status = service.taskrunner_status(runner)
+    assert (status["TASK_STATE"], status["COMPLETED_PEERS"]) == ("COMPLETE", 4)
+
+
+def test_units_fill_the_quorum_and_close_enrolment(swarm: Swarm, task: str) -> None:
+    service = swarm.service
+    runner = unique("runner")
+    service.create_taskrunner(runner)
+    service.assign_task(runner, task, peers=3)
+    with refused(422, "units"):
+        service.enroll(runner, "swop-a", "g", units=0)
+    service.enroll(runner, "swop-a", "g", units=2)
+    service.enroll(runner, "swop-b", "g", units=2)
+    with refused(409, "has all the peers it needs"):
+        service.enroll(runner, "swop-c", "g")
+    status = service.taskrunner_status(runner)
+    assert (status["ENROLLED_PEERS"], status["ENROLLED_UNITS"]) == (2, 4)
+    service.report(runner, "swop-a", "COMPLETE")
+    assert service.taskrunner_status(runner)["TASK_STATE"] == "RUNNING"
+    service.report(runner, "swop-b", "COMPLETE")
+    assert service.taskrunner_status(runner)["COMPLETED_PEERS"] == 4
+    assert service.taskrunner_status(runner)["TASK_STATE"] == "COMPLETE"
+    with refused(409, "has no running task"):
+        service.enroll(runner, "swop-a", "g")
+
+
+def test_a_failed_swop_retries_by_target(swarm: Swarm, task: str, other_task: str) -> None:
+    service = swarm.service
+    runner = unique("runner")
+    service.create_taskrunner(runner)
+    service.assign_task(runner, task, peers=2)
+    service.enroll(runner, "swop-a", "g")
+    service.enroll(runner, "swop-b", "g")
+    service.report(runner, "swop-a", "COMPLETE")
+    service.report(runner, "swop-b", "ERROR", "ML user1 exited with code 3",
+                    "Traceback (most recent call last):\nValueError: bad data")
+    status = service.taskrunner_status(runner)
+    assert status["TASK_STATE"] == "ERROR"
+    assert status["FAILURE_DETAILS"] == {
+        "swop-b": "Traceback (most recent call last):\nValueError: bad data"}
+    assert service.taskrunner_peer_status(runner, "swop-b")["SWOP_PEER_DETAIL"].endswith(
+        "bad data")
+    with refused(409, "has failed; ASSIGN TASK", "TARGET <SWOP-UID>"):
+        service.enroll(runner, "swop-b", "g")
+    with refused(409, "runs task"):
+        service.assign_task(runner, other_task, target="swop-b")
+    with rejected("that SWOP already completed this task"):
+        swarm.ledger.transact("runners", "assign", runner, task, 1, False, "swop-a", T0)
+    status = service.assign_task(runner, task, target="swop-b")
+    assert (status["TASK_STATE"], status["FAILED_PEERS"], status["PEERS_NEEDED"]) == (
+        "RUNNING", [], 2)
+    peer = service.taskrunner_peer_status(runner, "swop-b")
+    assert (peer["SWOP_PEER_STATUS"], peer["SWOP_PEER_DETAIL"]) == ("ENROLLED", "")
+    service.enroll(runner, "swop-b", "g")
+    service.report(runner, "swop-b", "COMPLETE")
+    assert service.taskrunner_status(runner)["TASK_STATE"] == "COMPLETE"
+    with refused(422, "detail"):
+        service.report(runner, "swop-b", "ERROR", "x", "y" * 1025)
 
 
 # -- nodes -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ RUNNER_STATES = {1: "IDLE", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATES = {1: "ENROLLED", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATE_CODES = {name: code for code, name in PEER_STATES.items()}
 NODE_TYPES = ("SENTINEL", "SN", "SL", "SWOP")
+MAX_DETAIL = 1024
 FLAG_MAY_LEAD = 1
 FLAG_DONE = 2
 MAX_WEIGHT = 100
@@ -416,15 +417,31 @@ class SwarmService:
             _text(target, "target SWOP UID", limit=64)
             peers = 1
         elif all_peers:
-            peers = 0
+            peers = len(self.live_swops())
+            if peers == 0:
+                raise ServiceError(409, "WITH ALL PEERS needs live SWOPs, and no SWOP has "
+                                        f"reported in the last {self.alive_window:g} s "
+                                        "(LIST NODES shows them)")
         elif not isinstance(peers, int) or isinstance(peers, bool) or peers < 1:
             raise ServiceError(422, "peers needed must be a whole number above 0")
-        if row["state"] != 1 and not (target and row["state"] == 2):
+        joining = target and row["state"] in (2, 4)
+        if joining and row["task"] != task:
+            raise ServiceError(409, f"taskrunner {runner!r} runs task {row['task']!r}, not "
+                                    f"{task!r}; TARGET adds a SWOP to the running task only")
+        if row["state"] != 1 and not joining:
             raise ServiceError(409, f"taskrunner {runner!r} is "
                                     f"{RUNNER_STATES.get(row['state'], '?')} with task "
                                     f"{row['task']!r}; RESET TASKRUNNER {runner} first")
         self._write("runners", "assign", runner, task, peers, all_peers, target, self._now())
         return self.taskrunner_status(runner)
+
+    def live_swops(self) -> list[dict[str, Any]]:
+        """SWOP nodes that reported in within the alive window."""
+        self.view.sync()
+        now = self._now()
+        return [row for row in self.view.nodes.listed()
+                if row["active"] and row["node_type"] == "SWOP"
+                and now - row["alive_at"] <= self.alive_window]
 
     def taskrunner_status(self, name: str) -> dict[str, Any]:
         row = self._runner(name)
@@ -435,6 +452,7 @@ class SwarmService:
             task_type = task_row["task_type"] if task_row else ""
         failed = [f"{p['swop_uid']} : {p['description'] or 'failed'}" for p in peers
                   if p["status"] == 4]
+        details = {p["swop_uid"]: p["detail"] for p in peers if p["status"] == 4 and p["detail"]}
         return {"TASKRUNNER": row["name"], "TASK": row["task"] or "Empty",
                 "TASK_TYPE": task_type or "-",
                 "PEER_TYPE": "SL" if task_type == "RUN_SWARM" else "SWOP",
@@ -442,7 +460,9 @@ class SwarmService:
                 "PEERS_NEEDED": "ALL" if row["all_peers"] else row["peers_needed"],
                 "ENROLLED_PEERS": row["enrolled"],
                 "ACTIVE_PEERS": sum(1 for p in peers if p["status"] in (1, 2)),
-                "COMPLETED_PEERS": row["done"], "FAILED_PEERS": failed,
+                "ENROLLED_UNITS": row["units"], "COMPLETED_PEERS": row["done"],
+                "FAILED_PEERS": failed, "FAILURE_DETAILS": details,
+                "GENERATION": row["generation"], "TARGET": row["target"],
                 "ASSIGNED_TS": _when(row["assigned_at"]), "FINISHED_TS": _when(row["finished_at"]),
                 "UPDATE_TS": _when(row["updated_at"])}
 
@@ -451,7 +471,8 @@ class SwarmService:
                 "OPERATION_ID": peer["operation"], "PEER_COUNT": peer["units"],
                 "UPDATE_TS": _when(peer["updated_at"]), "SWOP_PEER_INDEX": index,
                 "SWOP_PEER_STATUS": PEER_STATES.get(peer["status"], "?"),
-                "SWOP_PEER_STATUS_DESC": peer["description"] or "-"}
+                "SWOP_PEER_STATUS_DESC": peer["description"] or "-",
+                "SWOP_PEER_DETAIL": peer["detail"]}
 
     def taskrunner_peers(self, name: str) -> list[dict[str, Any]]:
         self._runner(name)
@@ -477,24 +498,30 @@ class SwarmService:
         self._write("runners", "reset", name, self._now())
         return self.taskrunner_status(name)
 
-    def enroll(self, name: str, swop_uid: str, group: str) -> dict[str, Any]:
+    def enroll(self, name: str, swop_uid: str, group: str, units: Any = 1) -> dict[str, Any]:
         row = self._runner(name)
         _text(swop_uid, "SWOP UID", limit=64)
         _text(group, "group name", allow_empty=True)
+        if not isinstance(units, int) or isinstance(units, bool) or not 1 <= units <= 4096:
+            raise ServiceError(422, "units must be a whole number from 1 to 4096")
+        if row["state"] == 4:
+            raise ServiceError(409, f"taskrunner {name!r} has failed; ASSIGN TASK "
+                                    f"{row['task']} TO {name} TARGET <SWOP-UID> retries a SWOP, "
+                                    f"RESET TASKRUNNER {name} starts over")
         if row["state"] != 2:
             raise ServiceError(409, f"taskrunner {name!r} has no running task")
-        self._write("runners", "enroll", name, swop_uid, group, self._now())
+        self._write("runners", "enroll", name, swop_uid, group, units, self._now())
         return self.taskrunner_peer_status(name, swop_uid)
 
     def report(self, name: str, swop_uid: str, status: str, description: str = "",
-               units: int = 1) -> dict[str, Any]:
+               detail: str = "") -> dict[str, Any]:
         self._runner(name)
         code = PEER_STATE_CODES.get(str(status).upper())
         if code is None or code == 1:
             raise ServiceError(422, "status must be RUNNING, COMPLETE or ERROR")
         _text(description, "description", allow_empty=True)
-        self._write("runners", "report", name, swop_uid, code, description, int(units),
-                    self._now())
+        _text(detail, "detail", allow_empty=True, limit=MAX_DETAIL)
+        self._write("runners", "report", name, swop_uid, code, description, detail, self._now())
         return self.taskrunner_peer_status(name, swop_uid)
 
     # -- nodes -------------------------------------------------------------------------------------

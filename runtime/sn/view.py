@@ -21,9 +21,10 @@ NODE_FIELDS = ("uid", "node_type", "host", "port", "name", "parent", "registered
                "alive_at", "active")
 TRAINING_FIELDS = ("name", "state", "round", "resets", "peers", "created_at", "updated_at")
 RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target", "enrolled",
-                 "done", "failed", "generation", "created_at", "assigned_at", "finished_at",
-                 "updated_at")
-PEER_FIELDS = ("swop_uid", "name", "status", "description", "operation", "units", "updated_at")
+                 "units", "done", "done_swops", "failed", "generation", "created_at",
+                 "assigned_at", "finished_at", "updated_at")
+PEER_FIELDS = ("swop_uid", "name", "status", "description", "detail", "operation", "units",
+               "updated_at")
 CHECKIN_FIELDS = ("peer", "contribution", "weight", "flags")
 MERGE_FIELDS = ("leader", "merged", "participants", "merged_at")
 PROGRESS_FIELDS = ("peer", "uid", "leader", "loss", "metric", "total_epochs",

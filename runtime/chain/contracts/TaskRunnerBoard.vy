@@ -2,8 +2,10 @@
 # @title TaskRunnerBoard
 # @notice Taskrunners coordinate SWOPs. The default `defaulttaskbb.taskdb.sml.hpe` exists from
 #         deployment. A finalized task is assigned to an idle taskrunner with the number of peers
-#         that must succeed; SWOPs enroll and report their status; the taskrunner completes when
-#         enough peers succeed and fails when one fails. Reset returns it to idle.
+#         that must succeed; SWOPs enroll with the units they bring (1, or their SL/ML pairs for
+#         RUN_SWARM) and report their status; the taskrunner completes when enough units succeed
+#         (or, WITH ALL PEERS, enough SWOPs) and fails when one fails. TARGET adds one SWOP, or
+#         lets a failed one try again. Reset returns it to idle.
 
 interface Tasks:
     def is_finalized(name: String[160]) -> bool: view
@@ -30,7 +32,9 @@ struct Runner:
     all_peers: bool
     target: String[64]
     enrolled: uint256
+    units: uint256
     done: uint256
+    done_swops: uint256
     failed: uint256
     generation: uint256
     created_at: uint256
@@ -43,6 +47,7 @@ struct Peer:
     name: String[160]
     status: uint8
     description: String[160]
+    detail: String[1024]
     operation: uint256
     units: uint256
     updated_at: uint256
@@ -63,6 +68,8 @@ keys: DynArray[bytes32, MAX_RUNNERS]
 # runner key -> generation -> peer index -> peer; and swop uid key -> index + 1
 peers: HashMap[bytes32, HashMap[uint256, HashMap[uint256, Peer]]]
 peer_slot: HashMap[bytes32, HashMap[uint256, HashMap[bytes32, uint256]]]
+# runner key -> generation -> swop uid key -> named by TARGET
+invited: HashMap[bytes32, HashMap[uint256, HashMap[bytes32, bool]]]
 operations: uint256
 
 
@@ -105,12 +112,32 @@ def assign(name: String[160], task: String[160], peers_needed: uint256, all_peer
     key: bytes32 = self._existing(name)
     assert staticcall Tasks(self.tasks).is_finalized(task), "task is not finalized"
     runner: Runner = self.runners[key]
-    if len(target) > 0 and runner.state == STATE_RUNNING:
-        # TARGET on a running taskrunner adds one SWOP to the same task
+    if len(target) > 0 and (runner.state == STATE_RUNNING or runner.state == STATE_ERROR):
         assert keccak256(runner.task) == keccak256(task), "taskrunner runs another task"
-        self.runners[key].peers_needed += peers_needed
+        gen: uint256 = runner.generation
+        slot: uint256 = self.peer_slot[key][gen][keccak256(target)]
+        if slot != 0:
+            # a retry: the SWOP starts over on the same task
+            previous: uint8 = self.peers[key][gen][slot - 1].status
+            assert previous != PEER_COMPLETE, "that SWOP already completed this task"
+            if previous == PEER_ERROR:
+                self.runners[key].failed -= 1
+            self.peers[key][gen][slot - 1].status = PEER_ENROLLED
+            self.peers[key][gen][slot - 1].description = "retry assigned"
+            self.peers[key][gen][slot - 1].detail = ""
+            self.peers[key][gen][slot - 1].updated_at = ts
+            log PeerChanged(key=key, index=slot - 1, status=PEER_ENROLLED)
+            if self.runners[key].failed == 0:
+                self.runners[key].state = STATE_RUNNING
+                self.runners[key].finished_at = 0
+        else:
+            # one more SWOP joins the running task
+            assert runner.state == STATE_RUNNING, "taskrunner has failed; reset it first"
+            self.runners[key].peers_needed += peers_needed
+            self.runners[key].target = target
+            self.invited[key][gen][keccak256(target)] = True
         self.runners[key].updated_at = ts
-        log RunnerChanged(key=key, name=name, state=STATE_RUNNING)
+        log RunnerChanged(key=key, name=name, state=self.runners[key].state)
         return
     assert runner.state == STATE_IDLE, "taskrunner is busy; reset it first"
     assert all_peers or peers_needed > 0, "peers needed must be more than 0"
@@ -120,30 +147,49 @@ def assign(name: String[160], task: String[160], peers_needed: uint256, all_peer
     runner.all_peers = all_peers
     runner.target = target
     runner.enrolled = 0
+    runner.units = 0
     runner.done = 0
+    runner.done_swops = 0
     runner.failed = 0
     runner.assigned_at = ts
     runner.finished_at = 0
     runner.updated_at = ts
     self.runners[key] = runner
+    if len(target) > 0:
+        self.invited[key][runner.generation][keccak256(target)] = True
     log RunnerChanged(key=key, name=name, state=STATE_RUNNING)
 
 
 @external
-def enroll(name: String[160], swop_uid: String[64], group: String[160], ts: uint256) -> uint256:
+def enroll(name: String[160], swop_uid: String[64], group: String[160], units: uint256,
+           ts: uint256) -> uint256:
     key: bytes32 = self._existing(name)
-    assert self.runners[key].state == STATE_RUNNING, "taskrunner has no running task"
-    gen: uint256 = self.runners[key].generation
+    runner: Runner = self.runners[key]
+    assert runner.state == STATE_RUNNING, "taskrunner has no running task"
+    assert units > 0, "a SWOP brings at least one unit"
+    gen: uint256 = runner.generation
     swop: bytes32 = keccak256(swop_uid)
     slot: uint256 = self.peer_slot[key][gen][swop]
     self.operations += 1
     if slot == 0:
-        assert self.runners[key].enrolled < MAX_PEERS, "taskrunner is full"
-        slot = self.runners[key].enrolled + 1
+        assert runner.enrolled < MAX_PEERS, "taskrunner is full"
+        if len(runner.target) > 0:
+            assert self.invited[key][gen][swop], "taskrunner is targeted at another SWOP"
+            # TARGET counted the SWOP as one peer; its other units join the quorum
+            self.runners[key].peers_needed += units - 1
+        elif not runner.all_peers:
+            assert runner.units < runner.peers_needed, "taskrunner has all the peers it needs"
+        slot = runner.enrolled + 1
         self.peer_slot[key][gen][swop] = slot
         self.runners[key].enrolled = slot
+        self.runners[key].units += units
+    else:
+        previous: uint8 = self.peers[key][gen][slot - 1].status
+        assert previous != PEER_COMPLETE, "that SWOP already completed this task"
+        assert previous != PEER_ERROR, "that SWOP failed; ASSIGN TASK ... TARGET it to retry"
     self.peers[key][gen][slot - 1] = Peer(swop_uid=swop_uid, name=group, status=PEER_ENROLLED,
-                                          description="", operation=self.operations, units=0,
+                                          description="", detail="",
+                                          operation=self.operations, units=units,
                                           updated_at=ts)
     self.runners[key].updated_at = ts
     log PeerChanged(key=key, index=slot - 1, status=PEER_ENROLLED)
@@ -152,25 +198,33 @@ def enroll(name: String[160], swop_uid: String[64], group: String[160], ts: uint
 
 @external
 def report(name: String[160], swop_uid: String[64], status: uint8, description: String[160],
-           units: uint256, ts: uint256):
+           detail: String[1024], ts: uint256):
     key: bytes32 = self._existing(name)
     gen: uint256 = self.runners[key].generation
     slot: uint256 = self.peer_slot[key][gen][keccak256(swop_uid)]
     assert slot != 0, "SWOP is not enrolled on this taskrunner"
     assert status >= PEER_RUNNING and status <= PEER_ERROR, "unknown peer status"
     previous: uint8 = self.peers[key][gen][slot - 1].status
-    self.peers[key][gen][slot - 1].status = status
-    self.peers[key][gen][slot - 1].description = description
-    self.peers[key][gen][slot - 1].units = units
-    self.peers[key][gen][slot - 1].updated_at = ts
-    log PeerChanged(key=key, index=slot - 1, status=status)
     if previous == PEER_COMPLETE or previous == PEER_ERROR:
         return
+    self.peers[key][gen][slot - 1].status = status
+    self.peers[key][gen][slot - 1].description = description
+    self.peers[key][gen][slot - 1].detail = detail
+    self.peers[key][gen][slot - 1].updated_at = ts
+    log PeerChanged(key=key, index=slot - 1, status=status)
     if self.runners[key].state != STATE_RUNNING:
+        if status == PEER_ERROR:
+            self.runners[key].failed += 1
         return
     if status == PEER_COMPLETE:
-        self.runners[key].done += units
-        if self.runners[key].done >= self.runners[key].peers_needed:
+        self.runners[key].done += self.peers[key][gen][slot - 1].units
+        self.runners[key].done_swops += 1
+        finished: bool = False
+        if self.runners[key].all_peers:
+            finished = self.runners[key].done_swops >= self.runners[key].peers_needed
+        else:
+            finished = self.runners[key].done >= self.runners[key].peers_needed
+        if finished:
             self.runners[key].state = STATE_COMPLETE
             self.runners[key].finished_at = ts
     elif status == PEER_ERROR:
@@ -191,7 +245,9 @@ def reset(name: String[160], ts: uint256):
     runner.all_peers = False
     runner.target = ""
     runner.enrolled = 0
+    runner.units = 0
     runner.done = 0
+    runner.done_swops = 0
     runner.failed = 0
     runner.generation += 1
     runner.assigned_at = 0
