@@ -34,23 +34,45 @@ def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
     return mark.line + 1, mark.column + 1, problem
 
 
+PROFILE_KEYS = ("groupname", "nodes", "taskrunner")
+"""Top-level keys that mark a YAML document (without a TaskType) as a SWOP profile."""
+
+
+def yaml_kind(document: object) -> str | None:
+    """The schema a parsed YAML document is checked against: "task" for a task definition (it
+    has a TaskType), "profile" for a SWOP profile (groupname, nodes or taskrunner at top level),
+    None for anything else."""
+    if not isinstance(document, dict):
+        return None
+    if "TaskType" in document:
+        return "task"
+    if any(key in document for key in PROFILE_KEYS):
+        return "profile"
+    return None
+
+
 def check_yaml(path: str, text: str) -> list[Problem]:
-    """YAML syntax problems; a task definition (it has a TaskType) is checked against HPE's task
-    schema, with each problem at its field path and line (the profile schema joins with SWOP)."""
+    """YAML syntax problems, then schema problems of a task definition (checked against HPE's
+    task schema, and each body line against the on-chain limit) or of a SWOP profile (checked
+    against HPE's profile schema); each problem names its field path and its line. Other YAML
+    documents are only checked for syntax."""
     try:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         line, column, problem = yaml_problem(exc)
         return [Problem(path, line or 1, column or 1, f"invalid YAML: {problem}")]
-    if len(documents) == 1 and isinstance(documents[0], dict) and "TaskType" in documents[0]:
-        from swarmlearning.schemas import DefinitionError, task_body_lines, validate_document
+    kind = yaml_kind(documents[0]) if len(documents) == 1 else None
+    if kind is None:
+        return []
+    from swarmlearning.schemas import DefinitionError, task_body_lines, validate_document
 
-        try:
-            document = validate_document(text, path, "task")
+    try:
+        document = validate_document(text, path, kind)
+        if kind == "task":
             task_body_lines(document, source=path)
-        except DefinitionError as exc:
-            return [Problem(path, p.line, p.column, f"{p.path}: {p.message}" if p.path
-                            else p.message) for p in exc.problems]
+    except DefinitionError as exc:
+        return [Problem(path, p.line, p.column, f"{p.path}: {p.message}" if p.path
+                        else p.message) for p in exc.problems]
     return []
 
 

@@ -1,4 +1,4 @@
-"""swci's daemon and set-up subcommands: run-sn, run-sl, gen-cert, stop-swarm.
+"""swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, gen-cert, stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -80,6 +80,12 @@ def run_sl(argv: list[str]) -> int:
     return main(argv)
 
 
+def run_swop(argv: list[str]) -> int:
+    from swarmlearning.swop.node import main
+
+    return main(argv)
+
+
 def _workspace_path(value: str | None) -> Path:
     import os
 
@@ -89,6 +95,7 @@ def _workspace_path(value: str | None) -> Path:
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run-sn": run_sn,
     "run-sl": run_sl,
+    "run-swop": run_swop,
     "gen-cert": gen_cert,
     "stop-swarm": stop_swarm,
 }

@@ -3,6 +3,8 @@ the working directory, waits. The Swarm Network is the FakeNetwork of conftest.p
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from swci.interpreter import CollectingOutput, ExitCode, Outcome
@@ -195,7 +197,8 @@ def test_wait_for_taskrunner_complete(interp, networks, clock):
                         {"TASK_STATE": "RUNNING"}, {"TASK_STATE": "COMPLETE"}]
     lines = run(interp, "WAIT FOR TASKRUNNER tr")
     assert lines[0] == "WAITING FOR TASKRUNNER TO COMPLETE - Maximum wait time is : 120 mins"
-    assert lines[1:3] == ["TASKRUNNER FINISHED", "STATE : COMPLETE"]
+    # one `#` per poll, then HPE's summary block
+    assert lines[1:4] == ["##", "TASKRUNNER FINISHED", "STATE : COMPLETE"]
     assert clock.slept == [2.0, 2.0]
 
 
@@ -212,7 +215,14 @@ def test_wait_for_taskrunner_error_names_the_failed_peers(interp, networks):
 def test_wait_for_taskrunner_times_out(interp, networks, clock, monkeypatch):
     monkeypatch.setenv("SWCI_RUN_TASK_MAX_WAIT_TIME", "1")
     network = _context(interp, networks)
-    network.statuses = [{"TASK_STATE": "RUNNING", "TASK_TYPE": "RUN_SWARM"}]
+    network.statuses = [{"TASK_STATE": "RUNNING", "TASK_TYPE": "RUN_SWARM",
+                         "ENROLLED_PEERS": 1, "PEERS_NEEDED": 1}]
+    # a live, enrolled SWOP whose training simply takes longer than the limit
+    now = dt.datetime(2026, 11, 21, 12, 0, 0)
+    monkeypatch.setattr("swci.interpreter.taskwatch.wall_clock", lambda: now)
+    network.list_nodes = lambda: [{"NodeType": "SWOP", "UUID": "u1",
+                                   "i-am-alive": f"{now:%Y-%m-%d %H:%M:%S}"}]
+    network.taskrunner_peers = lambda name: [{"SWOP_UID": "u1", "SWOP_PEER_STATUS": "RUNNING"}]
     lines = run(interp, "WAIT FOR TASKRUNNER tr")
     assert lines[0].endswith("Maximum wait time is : 1 mins")
     assert "WARNING - Maximum configured SWCI wait time is over" in lines

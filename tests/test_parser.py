@@ -104,6 +104,11 @@ GOOD = [
      c.StartSl(node_name="sl2", sn_node="sn2", fs_port=31305,
                ml_command="python train.py --epochs 3")),
     ("STOP SL sl1", c.StopSl(node_name="sl1")),
+    ("START SWOP swop1 PROFILE swop/swop1_profile.yaml",
+     c.StartSwop(node_name="swop1", profile_file="swop/swop1_profile.yaml")),
+    ('start swop swop2 profile "my dir/p.yaml" sn sn2',
+     c.StartSwop(node_name="swop2", profile_file="my dir/p.yaml", sn_node="sn2")),
+    ("STOP SWOP swop1", c.StopSwop(node_name="swop1")),
     ("STOP SWARM", c.StopSwarm()),
     ("LIST LOCAL NODES", c.ListLocalNodes()),
 ]

@@ -68,7 +68,8 @@ def test_help_lists_every_hpe_command_name():
         "WAIT FOR TASKRUNNER", "RESET TASKRUNNER", "WAIT FOR IP", "WAIT FOR SERVICE", "SLEEP",
         "CD", "LS", "PWD", "LIST NODES", "EXIT", "EXIT ON FAILURE", "HELP",
     }
-    local_nodes = {"START SN", "STOP SN", "START SL", "STOP SL", "STOP SWARM", "LIST LOCAL NODES"}
+    local_nodes = {"START SN", "STOP SN", "START SL", "STOP SL", "START SWOP", "STOP SWOP",
+                   "STOP SWARM", "LIST LOCAL NODES"}
     assert set(command_names()) == hpe_2_3_0 | local_nodes
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,37 +23,13 @@ from swarmlearning.schemas import (
     validate_document,
 )
 
+from .hpe_examples import hpe_files
+
 # -- HPE's own example task files ------------------------------------------------------------------
 # They are not copied into this repository. Point HPE_SWARM_LEARNING_DIR at a checkout of
-# HewlettPackard/swarm-learning, or keep a git mirror where the default below looks.
+# HewlettPackard/swarm-learning, or keep a git mirror (tests/hpe_examples.py).
 
-HPE_MIRROR = Path("/work/.mirror/HewlettPackard+swarm-learning/repo")
-TASKDEF_GLOBS = ("examples/*/swci/taskdefs/*.yaml", "examples/*/*/swci/taskdefs/*.yaml")
-
-
-def hpe_examples() -> list[tuple[str, str]]:
-    """(relative path, text) of every example task definition that can be found."""
-    for root in (os.environ.get("HPE_SWARM_LEARNING_DIR"), "/tmp/hpe"):
-        if root and Path(root, "examples").is_dir():
-            found = sorted({p for pattern in TASKDEF_GLOBS for p in Path(root).glob(pattern)})
-            if found:
-                return [(str(p.relative_to(root)), p.read_text(encoding="utf-8")) for p in found]
-    if not HPE_MIRROR.is_dir():
-        return []
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", f"--git-dir={HPE_MIRROR}", *args], check=True,
-                              capture_output=True, text=True).stdout
-
-    try:
-        names = [n for n in git("ls-tree", "-r", "--name-only", "HEAD").splitlines()
-                 if "/swci/taskdefs/" in n and n.endswith(".yaml")]
-        return [(name, git("show", f"HEAD:{name}")) for name in names]
-    except (OSError, subprocess.CalledProcessError):
-        return []
-
-
-HPE_EXAMPLES = hpe_examples()
+HPE_EXAMPLES = hpe_files("examples/*/swci/taskdefs/*.yaml")
 
 
 @pytest.mark.skipif(not HPE_EXAMPLES, reason="no copy of HPE's swarm-learning examples here")

@@ -27,7 +27,8 @@ from swarmlearning.identity.tls import Identity
 
 DEFAULT_WORKSPACE = ".swarm"
 READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
-               "sl": "Starting SWARM-LEARNING-FS on port: "}
+               "sl": "Starting SWARM-LEARNING-FS on port: ",
+               "swop": "Starting SWARM-OPERATOR on taskrunner: "}
 STOP_ORDER = ("swci", "swop", "sl", "sn")
 PKI_INDEX = 1
 
@@ -159,20 +160,24 @@ class Workspace:
         return self._start(name, "sn", command, data_dir, host,
                            {"api": api_port, "p2p": p2p_port}, role, timeout)
 
+    def _parent_sn(self, sn: str | None, command: str) -> NodeRecord:
+        if sn is None:
+            parent = self.running_sentinel()
+            if parent is None:
+                raise NodeError(f"no SN is running in this workspace; START SN first, or name "
+                                f"the SN with {command} ... SN <name>")
+            return parent
+        parent = self.record(sn)
+        if parent is None or parent.kind != "sn" or not parent.running():
+            raise NodeError(f"no running SN named {sn} in this workspace (LIST LOCAL "
+                            "NODES shows them)")
+        return parent
+
     def start_sl(self, name: str, *, sn: str | None = None, fs_port: int = 30305,
                  ml_cmd: str = "", host: str = "127.0.0.1",
                  timeout: float = 60.0) -> NodeRecord:
         """Start an SL registered with a running local SN (by name; default: the sentinel)."""
-        if sn is None:
-            parent = self.running_sentinel()
-            if parent is None:
-                raise NodeError("no SN is running in this workspace; START SN first, or name "
-                                "the SN with START SL ... SN <name>")
-        else:
-            parent = self.record(sn)
-            if parent is None or parent.kind != "sn" or not parent.running():
-                raise NodeError(f"no running SN named {sn} in this workspace (LIST LOCAL "
-                                "NODES shows them)")
+        parent = self._parent_sn(sn, "START SL")
         ident = self.identity("sl")
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
@@ -183,6 +188,25 @@ class Workspace:
         if ml_cmd:
             command += ["--ml-cmd", ml_cmd]
         return self._start(name, "sl", command, data_dir, host, {"fs": fs_port}, "sl", timeout)
+
+    def start_swop(self, name: str, profile: Path, *, sn: str | None = None,
+                   host: str = "127.0.0.1", runtime: str = "auto",
+                   timeout: float = 60.0) -> NodeRecord:
+        """Start a SWOP with a profile file, attached to a running local SN (by name; default:
+        the sentinel). The profile's directory is its user directory."""
+        profile = profile.resolve()
+        if not profile.is_file():
+            raise NodeError(f"the SWOP profile {profile} does not exist")
+        parent = self._parent_sn(sn, "START SWOP")
+        ident = self.identity("swop")
+        data_dir = self.root / "data" / name
+        command = [sys.executable, "-m", "swarmlearning.swop", "--usr-dir", str(profile.parent),
+                   "--profile-file-name", profile.name, "--sn-ip", parent.host,
+                   "--sn-api-port", str(parent.ports["api"]), "--host-ip", host,
+                   "--cert", str(ident.cert), "--key", str(ident.key),
+                   "--capath", str(ident.capath), "--data-dir", str(data_dir), "--name", name,
+                   "--runtime", runtime]
+        return self._start(name, "swop", command, data_dir, host, {}, "swop", timeout)
 
     def _start(self, name: str, kind: str, command: list[str], data_dir: Path, host: str,
                ports: dict[str, int], role: str, timeout: float) -> NodeRecord:

@@ -3,7 +3,7 @@
 Every problem found is reported with the file, the 1-based line and column of the offending
 YAML node and the path of the field inside the document (``Body.BuildSteps[3]``), so that a
 user can jump straight to it. The same reader serves every schema in this directory:
-``validate_document(text, source, "task")`` loads ``task.schema.json``, ``"profile"`` would load
+``validate_document(text, source, "task")`` loads ``task.schema.json``, ``"profile"`` loads
 ``profile.schema.json``.
 """
 

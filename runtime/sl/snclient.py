@@ -69,8 +69,9 @@ class SNClient:
     def version(self) -> dict[str, Any]:
         return self.call("GET", "/v1/version")
 
-    def register(self, uid: str, host: str, port: int, name: str, parent: str) -> None:
-        self.call("POST", "/v1/nodes", {"uid": uid, "node_type": "SL", "host": host,
+    def register(self, uid: str, host: str, port: int, name: str, parent: str,
+                 node_type: str = "SL") -> None:
+        self.call("POST", "/v1/nodes", {"uid": uid, "node_type": node_type, "host": host,
                                         "port": port, "name": name, "parent": parent})
 
     def deregister(self, uid: str) -> None:

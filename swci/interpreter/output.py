@@ -23,6 +23,9 @@ class Output(Protocol):
     def status(self, text: str) -> None:
         """A transient progress message (waits); may be shown in place or dropped."""
 
+    def mark(self, text: str = "#") -> None:
+        """A progress mark added to the current line of marks (batch waits print `#`)."""
+
 
 class StreamOutput:
     """Writes to a text stream; progress is shown in place when the stream is a terminal."""
@@ -30,11 +33,20 @@ class StreamOutput:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self._status_shown = False
+        self._marks_open = False
+
+    @property
+    def interactive(self) -> bool:
+        """True when the stream is a terminal (progress may be drawn in place)."""
+        return self.stream.isatty()
 
     def _clear_status(self) -> None:
         if self._status_shown:
             self.stream.write("\r\x1b[K")
             self._status_shown = False
+        if self._marks_open:
+            self.stream.write("\n")
+            self._marks_open = False
 
     def line(self, text: str = "") -> None:
         self._clear_status()
@@ -55,12 +67,21 @@ class StreamOutput:
             self.stream.flush()
             self._status_shown = True
 
+    def mark(self, text: str = "#") -> None:
+        if not self._marks_open:
+            self._clear_status()
+            self.stream.write(INDENT)
+            self._marks_open = True
+        self.stream.write(text)
+        self.stream.flush()
+
 
 class CollectingOutput:
     """Keeps output lines in a list, as the web API returns them (CONTENT)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self._marks: int | None = None
 
     def line(self, text: str = "") -> None:
         self.lines.append(f"{INDENT}{text}".rstrip())
@@ -73,6 +94,12 @@ class CollectingOutput:
 
     def status(self, text: str) -> None:
         pass
+
+    def mark(self, text: str = "#") -> None:
+        if self._marks is None or self._marks != len(self.lines) - 1:
+            self.lines.append(INDENT)
+            self._marks = len(self.lines) - 1
+        self.lines[self._marks] += text
 
     @property
     def errors(self) -> list[str]:

@@ -219,28 +219,60 @@ def max_wait_minutes(task_type: str | None, env: dict[str, str] | None = None) -
         raise CommandFailed(f"{name}={raw!r} is not a number of minutes") from None
 
 
-@handles(c.WaitForTaskrunner, "Wait until the taskrunner's task completes or fails; a failure "
-                              "shows each failed peer's reason.")
+@handles(c.WaitForTaskrunner, "Wait until the taskrunner's task completes or fails, showing "
+                              "progress. It fails at once when a peer fails (with the peer, its "
+                              "reason and the last lines of its log), says within 30 s why a task "
+                              "is not moving, and Ctrl-C ends the wait but not the task.")
 def wait_for_taskrunner(interp: Interpreter, cmd: c.WaitForTaskrunner, out: Output) -> None:
+    from swci.interpreter.taskwatch import TaskWatch
+    from swci.interpreter.waitview import wait_view
+
     client = interp.network()
-    status = client.taskrunner_status(cmd.taskrunner_name)
+    name = cmd.taskrunner_name
+    status = client.taskrunner_status(name)
+    if str(status.get("TASK_STATE", "")).upper() == "IDLE":
+        raise CommandFailed(f"Taskrunner {name} has no task (IDLE); ASSIGN TASK <task> TO "
+                            f"{name} WITH <n> PEERS first")
     limit = max_wait_minutes(status.get("TASK_TYPE"))
     out.line(f"WAITING FOR TASKRUNNER TO COMPLETE - Maximum wait time is : {limit:g} mins")
-    deadline = interp.monotonic() + limit * 60
-    while str(status.get("TASK_STATE", "")).upper() not in TERMINAL_STATES:
-        if interp.monotonic() >= deadline:
-            out.line("WARNING - Maximum configured SWCI wait time is over")
-            raise CommandFailed(f"Taskrunner {cmd.taskrunner_name} did not finish within "
-                                f"{limit:g} mins (state {status.get('TASK_STATE', 'unknown')})")
-        out.status(f"Taskrunner {cmd.taskrunner_name}: {status.get('TASK_STATE', '?')} "
-                   f"{status.get('PROGRESS', '')}".rstrip())
-        interp.sleep(POLL_SECONDS)
-        status = client.taskrunner_status(cmd.taskrunner_name)
+    started = interp.monotonic()
+    deadline = started + limit * 60
+    watch = TaskWatch(started=started)
+    view = wait_view(out, name)
+    try:
+        while str(status.get("TASK_STATE", "")).upper() not in TERMINAL_STATES:
+            if interp.monotonic() >= deadline:
+                view.close()
+                out.line("WARNING - Maximum configured SWCI wait time is over")
+                raise CommandFailed(f"Taskrunner {name} did not finish within {limit:g} mins "
+                                    f"(state {status.get('TASK_STATE', 'unknown')})")
+            peers = client.taskrunner_peers(name)
+            view.update(status, peers)
+            notes, fatal = watch.check(interp.monotonic(), status, peers, client.list_nodes())
+            for note in notes:
+                view.note(note)
+            if fatal:
+                view.close()
+                raise CommandFailed(fatal)
+            interp.sleep(POLL_SECONDS)
+            status = client.taskrunner_status(name)
+    except KeyboardInterrupt:
+        view.close()
+        raise CommandFailed(f"Stopped waiting (Ctrl-C); task {status.get('TASK', '?')} goes on. "
+                            f"GET TASKRUNNER STATUS {name} shows it") from None
+    finally:
+        view.close()
     state = str(status.get("TASK_STATE")).upper()
     out.line("TASKRUNNER FINISHED")
     out.line(f"STATE : {state}")
     out.line(f"TIME  : {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+    if state == "IDLE":
+        raise CommandFailed(f"Taskrunner {name} was reset while waiting")
     if state == "ERROR":
+        details = status.get("FAILURE_DETAILS") or {}
         for failure in status.get("FAILED_PEERS", []) or []:
             out.line(f"FAILED PEER : {failure}")
+            uid = str(failure).split(" : ", 1)[0]
+            for text in str(details.get(uid, "")).splitlines():
+                out.line(f"    | {text}")
         raise CommandFailed("Task has failed, check TASKRUNNER PEER STATUS for Error description")

@@ -1,4 +1,4 @@
-"""Local node commands: START SN, START SL, STOP SN, STOP SL, STOP SWARM, LIST LOCAL NODES."""
+"""Local node commands: START/STOP SN, SL and SWOP, STOP SWARM, LIST LOCAL NODES."""
 
 from __future__ import annotations
 
@@ -72,6 +72,30 @@ def start_sl(interp: Interpreter, cmd: c.StartSl, out: Output) -> None:
 @handles(c.StopSl, "Stop a Swarm Learning node started from this workspace (SIGTERM, then "
                    "SIGKILL after 10 s), and the ML program beside it.")
 def stop_sl(interp: Interpreter, cmd: c.StopSl, out: Output) -> None:
+    stop_sn(interp, cmd, out)
+
+
+@handles(c.StartSwop, "Start a Swarm Operator here, as a background process under the "
+                      "workspace, with a SWOP profile (HPE's profile YAML; its directory is the "
+                      "SWOP's user directory), attached to a local SN (by name; default: the "
+                      "sentinel). It listens on the profile's taskrunner.")
+def start_swop(interp: Interpreter, cmd: c.StartSwop, out: Output) -> None:
+    from swarmlearning.nodes.workspace import NodeError
+
+    workspace = _workspace(interp)
+    out.status(f"Starting SWOP {cmd.node_name} ...")
+    try:
+        record = workspace.start_swop(cmd.node_name, interp.state.resolve(cmd.profile_file),
+                                      sn=cmd.sn_node)
+    except (NodeError, OSError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    out.line(f"SWOP {record.name} STARTED : pid {record.pid}")
+    out.line(f"LOG : {record.log}")
+
+
+@handles(c.StopSwop, "Stop a Swarm Operator started from this workspace, and the SL and ML "
+                     "processes of its running task.")
+def stop_swop(interp: Interpreter, cmd: c.StopSwop, out: Output) -> None:
     stop_sn(interp, cmd, out)
 
 

@@ -24,9 +24,11 @@ from swci.language.commands.nodes import (
     ListLocalNodes,
     StartSl,
     StartSn,
+    StartSwop,
     StopSl,
     StopSn,
     StopSwarm,
+    StopSwop,
 )
 from swci.language.commands.session import (
     Cd,
@@ -77,5 +79,6 @@ __all__ = [
     "AssignTask", "AssignTaskAllPeers", "AssignTaskTarget", "CreateTaskrunner",
     "GetTaskrunnerInfo", "GetTaskrunnerPeerStatus", "GetTaskrunnerStatus", "ListTaskrunnerPeers",
     "ListTaskrunners", "ResetTaskrunner", "WaitForTaskrunner",
-    "ListLocalNodes", "StartSl", "StartSn", "StopSl", "StopSn", "StopSwarm",
+    "ListLocalNodes", "StartSl", "StartSn", "StartSwop", "StopSl", "StopSn", "StopSwarm",
+    "StopSwop",
 ]

@@ -48,6 +48,18 @@ class StopSl(Command, rule="stop_sl"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StartSwop(Command, rule="start_swop"):
+    node_name: str
+    profile_file: str
+    sn_node: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSwop(Command, rule="stop_swop"):
+    node_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class StopSwarm(Command, rule="stop_swarm"):
     pass
 

@@ -1,0 +1,78 @@
+"""`swci run-swop`: options, the runtime choice, signals and the operator's life."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from swarmlearning.swop.config import SwopConfig, SwopConfigError, add_arguments, from_arguments
+from swarmlearning.swop.tasks import Runtime
+
+log = logging.getLogger("swarm.swop")
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The asked-for runtime cannot run here; the message says why."""
+
+
+def choose_runtime(config: SwopConfig) -> Runtime:
+    """--runtime, else the profile's resourcemgr: DOCKER means docker when an engine is
+    reachable, the process runtime otherwise (said in the log); PROCESS means processes."""
+    wanted = config.runtime
+    if wanted == "auto":
+        wanted = "docker" if config.profile.mgrtype.upper() == "DOCKER" else "process"
+        if wanted == "docker":
+            from swarmlearning.swop.docker_runtime import docker_available
+
+            ok, why = docker_available()
+            if not ok:
+                log.info("Profile resourcemgr is DOCKER but no Docker engine is reachable "
+                         "(%s): using the process runtime", why)
+                wanted = "process"
+    if wanted == "docker":
+        from swarmlearning.swop.docker_runtime import DockerRuntime, docker_available
+
+        ok, why = docker_available()
+        if not ok:
+            raise RuntimeUnavailable(f"--runtime docker: no Docker engine is reachable: {why}")
+        return DockerRuntime(sl_image=config.sl_image)
+    from swarmlearning.swop.process_runtime import ProcessRuntime
+
+    return ProcessRuntime()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`swci run-swop` and `python -m swarmlearning.swop`."""
+    from swarmlearning.identity.tls import IdentityError
+    from swarmlearning.logs import setup_logging
+    from swarmlearning.sl.snclient import SNError
+    from swarmlearning.swop.operator import SwarmOperator
+
+    parser = argparse.ArgumentParser(prog="swci run-swop",
+                                     description="Run a Swarm Operator node (SWOP).")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging(os.environ.get("SWOP_LOG_LEVEL"))
+    try:
+        config = from_arguments(args)
+        runtime = choose_runtime(config)
+        operator = SwarmOperator(config, runtime)
+    except (SwopConfigError, IdentityError, RuntimeUnavailable) as exc:
+        log.error("%s", exc)
+        return 2
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("Received %s: stopping", signal.Signals(signum).name)
+        operator.stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    try:
+        return operator.run()
+    except SNError as exc:
+        log.error("Cannot run: %s", exc)
+        return 1

@@ -1,0 +1,287 @@
+"""The SWOP daemon: registers with its SN, watches its profile's taskrunner, enrolls in the task
+assigned there (one task at a time), runs it with its runtime and reports each step to the
+chain. RESET TASKRUNNER (a new taskrunner generation) stops and cleans up what the task started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from swarmlearning import __version__
+from swarmlearning.identity.tls import client_context
+from swarmlearning.schemas import parse_task_body
+from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.sn.node import node_uid
+from swarmlearning.swop.config import SwopConfig
+from swarmlearning.swop.process_runtime import safe_name
+from swarmlearning.swop.tasks import (
+    DESCRIPTION_LIMIT,
+    DETAIL_LIMIT,
+    Runtime,
+    TaskContext,
+    TaskDefinition,
+    TaskFailed,
+    clip,
+)
+
+log = logging.getLogger("swarm.swop")
+READY_LINE = "Starting SWARM-OPERATOR on taskrunner: "
+ROOT_TASK = "ROOTTASK"
+PROGRESS_SECONDS = 5.0
+OPERATIONS = {"MAKE_USER_CONTAINER": "build_user_container", "PULL_IMAGE": "pull_image",
+              "MAKE_SWARM_USER_CONTENT": "make_content", "RUN_SWARM": "run_swarm"}
+
+
+class TaskrunnerClient(SNClient):
+    """The taskrunner part of the SN API, as a SWOP uses it."""
+
+    def _runner(self, name: str) -> str:
+        return f"/v1/taskrunners/{quote(name, safe='')}"
+
+    def status(self, runner: str) -> dict[str, Any]:
+        return self.call("GET", self._runner(runner) + "/status")
+
+    def peer(self, runner: str, uid: str) -> dict[str, Any]:
+        return self.call("GET", self._runner(runner) + f"/peers/{quote(uid, safe='')}")
+
+    def enroll(self, runner: str, uid: str, group: str, units: int) -> dict[str, Any]:
+        return self.call("POST", self._runner(runner) + "/enroll",
+                         {"swop_uid": uid, "group": group, "units": units})
+
+    def report(self, runner: str, uid: str, status: str, description: str,
+               detail: str = "") -> dict[str, Any]:
+        return self.call("POST", self._runner(runner) + f"/peers/{quote(uid, safe='')}/status",
+                         {"status": status, "description": clip(description, DESCRIPTION_LIMIT),
+                          "detail": clip(detail, DETAIL_LIMIT)})
+
+    def task(self, name: str) -> TaskDefinition:
+        path = f"/v1/tasks/{quote(name, safe='')}"
+        info = self.call("GET", path)
+        lines = self.call("GET", path + "/body")
+        body = parse_task_body(lines[1:]) if len(lines) > 1 else {}
+        return TaskDefinition(name=info["NAME"], task_type=info["TYPE"], author=info["AUTHOR"],
+                              prereq=info["PREREQ"], outcome=info["OUTCOME"],
+                              body=body if isinstance(body, dict) else {})
+
+
+@dataclass
+class Job:
+    """One task this SWOP enrolled in, run on its own thread until the taskrunner resets."""
+
+    generation: int
+    task: TaskDefinition
+    ctx: TaskContext
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    failed: bool = False
+    progress_text: str = ""
+    progress_sent: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SwarmOperator:
+    """One SWOP process."""
+
+    def __init__(self, config: SwopConfig, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.profile = config.profile
+        self.runner = self.profile.taskrunner
+        self.uid = node_uid(config.data_dir)
+        self.stop = threading.Event()
+        tls = client_context(config.identity)
+        self.sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
+        self.job_sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
+        self.job: Job | None = None
+        self.declined: dict[tuple[int, str], str] = {}
+        self.finished: set[tuple[int, str]] = set()
+        self.last_update = ""
+
+    # -- life --------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.config
+        log.info("## SWARM OPERATOR ## uid %s, SN %s:%s, runtime %s, version %s", self.uid,
+                 cfg.sn_ip, cfg.sn_api_port, self.runtime.name, __version__)
+        sn_info = self.sn.version()
+        self.sn.register(self.uid, cfg.host_ip, 0, cfg.name, sn_info["NODE_UID"],
+                         node_type="SWOP")
+        self.sn.status(self.runner)  # the taskrunner must exist: say so now, not later
+        heartbeat = threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat")
+        heartbeat.start()
+        log.info("Registered with SN %s as %s (group %s)", sn_info["NODE_UID"], cfg.name,
+                 self.profile.groupname)
+        log.info("%s%s", READY_LINE, self.runner)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self._tick()
+                except SNError as exc:
+                    log.warning("Taskrunner %s: %s", self.runner, exc)
+                self.stop.wait(cfg.poll_seconds)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        job = self.job
+        if job is not None:
+            if not job.done.is_set():
+                self._report(job, "ERROR", f"SWOP {self.config.name} was stopped during the "
+                                           "task")
+            self._end(job)
+        try:
+            self.sn.deregister(self.uid)
+        except SNError as exc:
+            log.warning("Could not mark this SWOP as gone: %s", exc)
+        self.sn.close()
+        self.job_sn.close()
+        log.info("SWOP stopped")
+
+    def _heartbeat(self) -> None:
+        while not self.stop.wait(self.config.heartbeat_seconds):
+            try:
+                self.sn.alive(self.uid)
+            except SNError as exc:
+                log.warning("Liveness report failed: %s", exc)
+
+    # -- watching the taskrunner -------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        status = self.sn.status(self.runner)
+        generation = int(status.get("GENERATION", 0))
+        state = str(status.get("TASK_STATE", ""))
+        task = str(status.get("TASK", ""))
+        updated = str(status.get("UPDATE_TS", ""))
+        changed, self.last_update = updated != self.last_update, updated
+        job = self.job
+        if job is not None:
+            if job.generation != generation or state == "IDLE" or task != job.task.name:
+                log.info("Taskrunner %s was reset: stopping task %s", self.runner,
+                         job.task.name)
+                self._end(job)
+                return
+            self._flush_progress(job)
+            if job.done.is_set() and job.failed and state == "RUNNING" and changed:
+                mine = self.sn.peer(self.runner, self.uid)
+                if mine.get("SWOP_PEER_STATUS") == "ENROLLED":
+                    log.info("Task %s: this SWOP is targeted again; retrying", task)
+                    self._end(job)
+                    self.finished.discard((generation, task))
+            return
+        if state != "RUNNING":
+            return
+        key = (generation, task)
+        if key in self.finished:
+            return
+        if self.declined.get(key) == updated:
+            return
+        self._take(generation, task, updated)
+
+    def _take(self, generation: int, name: str, updated: str) -> None:
+        task = self.sn.task(name)
+        units = len(self.profile.nodes) if task.task_type == "RUN_SWARM" else 1
+        if units == 0:
+            self.declined[(generation, name)] = updated
+            log.warning("Task %s is RUN_SWARM and profile %s has no nodes: not enrolling",
+                        name, self.config.profile_path.name)
+            return
+        try:
+            self.sn.enroll(self.runner, self.uid, self.profile.groupname, units)
+        except SNError as exc:
+            if exc.status in (409, 422):
+                if (generation, name) not in self.declined:
+                    log.info("Not enrolled in task %s: %s", name, exc)
+                self.declined[(generation, name)] = updated
+                return
+            raise
+        prereq = self.sn.task(task.prereq) if task.prereq and task.prereq != ROOT_TASK else None
+        log.info("Enrolled in task %s (%s, %d unit(s))", name, task.task_type, units)
+        self._start(generation, task, prereq)
+
+    # -- one task ----------------------------------------------------------------------------------
+
+    def _start(self, generation: int, task: TaskDefinition,
+               prereq: TaskDefinition | None) -> None:
+        data = self.config.data_dir
+        workdir = data / "tasks" / f"{generation}-{safe_name(task.name)}"
+        job_log = logging.getLogger(f"swarm.swop.task.{task.name}")
+        ctx = TaskContext(task=task, profile=self.profile, workdir=workdir,
+                          volumes=data / "volumes", envs=data / "envs", prereq=prereq,
+                          host_ip=self.config.host_ip, sn_ip=self.config.sn_ip,
+                          sn_api_port=self.config.sn_api_port, identity=self.config.identity,
+                          keep=self.config.keep, log=job_log.info)
+        job = Job(generation=generation, task=task, ctx=ctx)
+        ctx.progress = lambda text: self._progress(job, text)
+        workdir.mkdir(parents=True, exist_ok=True)
+        job.thread = threading.Thread(target=self._run_job, args=(job,), daemon=True,
+                                      name=f"task-{task.name}")
+        self.job = job
+        job.thread.start()
+
+    def _run_job(self, job: Job) -> None:
+        task, ctx = job.task, job.ctx
+        self._report(job, "RUNNING", f"{task.task_type} started on {self.runtime.name} runtime")
+        operation = getattr(self.runtime, OPERATIONS.get(task.task_type, ""), None)
+        try:
+            if operation is None:
+                raise TaskFailed(f"unknown task type {task.task_type}")
+            result = operation(ctx)
+        except TaskFailed as exc:
+            job.failed = True
+            if not ctx.stop.is_set():
+                log.error("Task %s failed: %s%s", task.name, exc.description,
+                          "\n" + exc.detail if exc.detail else "")
+                self._report(job, "ERROR", exc.description, exc.detail)
+        except Exception as exc:  # a bug must still reach the user as a reason
+            job.failed = True
+            log.exception("Task %s failed unexpectedly", task.name)
+            self._report(job, "ERROR", f"SWOP internal error: {type(exc).__name__}: {exc}",
+                         traceback.format_exc())
+        else:
+            log.info("Task %s complete: %s", task.name, result)
+            self._report(job, "COMPLETE", result)
+        finally:
+            self.finished.add((job.generation, task.name))
+            job.done.set()
+        # children are tied to this thread (PDEATHSIG): hold it until the task ends
+        ctx.stop.wait()
+        try:
+            self.runtime.cleanup(ctx)
+        except Exception:
+            log.exception("Cleaning up task %s failed", task.name)
+        log.info("Task %s cleaned up", task.name)
+
+    def _end(self, job: Job) -> None:
+        job.ctx.stop.set()
+        if job.thread is not None:
+            job.thread.join(timeout=60)
+            if job.thread.is_alive():
+                log.error("Task %s did not stop within 60 s", job.task.name)
+        if self.job is job:
+            self.job = None
+
+    def _report(self, job: Job, status: str, description: str, detail: str = "") -> None:
+        with job.lock:
+            try:
+                self.job_sn.report(self.runner, self.uid, status, description, detail)
+            except SNError as exc:
+                log.warning("Could not report %s for task %s: %s", status, job.task.name, exc)
+
+    def _progress(self, job: Job, text: str) -> None:
+        job.progress_text = text
+
+    def _flush_progress(self, job: Job) -> None:
+        text = job.progress_text
+        if not text or job.done.is_set() or time.monotonic() - job.progress_sent < \
+                PROGRESS_SECONDS:
+            return
+        job.progress_text = ""
+        job.progress_sent = time.monotonic()
+        self._report(job, "RUNNING", text)
