@@ -6,7 +6,8 @@
 * RUN_SWARM starts one SL and one ML process per profile `slnodedef`. Each ML sees the task's
   absolute container paths (WorkingDir, PrivateContent, SharedContent) mapped under its own
   sandbox (`sandbox`), runs Entrypoint + Command in WorkingDir with the task's Envvars overridden
-  by the node's `usrenvvars`, and finds its SL through SL_REQUEST_CHANNEL. The SL gets the
+  by the node's `usrenvvars`, and finds its SL through SL_REQUEST_CHANNEL. Both processes carry
+  SWOP_TASK_DIR, the task's directory in the SWOP workspace (its logs are there). The SL gets the
   profile's `envvars` and the node's `slenvvars`. A non-zero exit of any ML or SL ends the task
   at once with that process's last log lines.
 """
@@ -242,7 +243,7 @@ class ProcessRuntime:
         data.mkdir(parents=True, exist_ok=True)
         assert self.channels is not None
         env = _merged(os.environ, ctx.profile.envvars, node.slenvvars)
-        env["PYTHONUNBUFFERED"] = "1"
+        env.update(PYTHONUNBUFFERED="1", SWOP_TASK_DIR=str(ctx.workdir))
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
                    "--sn-ip", ctx.sn_ip, "--sn-api-port", str(ctx.sn_api_port),
                    "--sl-fs-port", str(port), "--cert", str(cert), "--key", str(key),
@@ -278,7 +279,7 @@ class ProcessRuntime:
         if user_env:
             env["VIRTUAL_ENV"] = str(user_env.path)
         env.update(SL_REQUEST_CHANNEL=str(self.channels / f"n{node.idx}.sock"),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", SWOP_TASK_DIR=str(ctx.workdir))
         command = self._command(body, user_env, env["PATH"], sandbox)
         ctx.log(f"starting ML {node.ml_name}: {' '.join(command)} (in {workdir})")
         return Child(node.ml_name, command, cwd=workdir, env=env,

@@ -184,21 +184,35 @@ def assign_task_target(interp: Interpreter, cmd: c.AssignTaskTarget, out: Output
     out.line("Task assigned to TaskRunner")
 
 
+# machine-facing fields of the SN's replies that the shell shows elsewhere or not at all
+HIDDEN_STATUS_FIELDS = ("FAILURE_DETAILS", "GENERATION", "TARGET")
+
+
 @handles(c.GetTaskrunnerStatus, "Show a taskrunner's current task, its state and its peers.")
 def get_taskrunner_status(interp: Interpreter, cmd: c.GetTaskrunnerStatus, out: Output) -> None:
-    fields(out, interp.network().taskrunner_status(cmd.taskrunner_name))
+    status = interp.network().taskrunner_status(cmd.taskrunner_name)
+    shown = {k: v for k, v in status.items() if k not in HIDDEN_STATUS_FIELDS}
+    if status.get("TARGET"):
+        shown["TARGET"] = status["TARGET"]
+    fields(out, shown)
 
 
-@handles(c.GetTaskrunnerPeerStatus, "Show one enrolled SWOP's status, by index or UID.")
+@handles(c.GetTaskrunnerPeerStatus, "Show one enrolled SWOP's status, by index or UID, with "
+                                    "the evidence of a failure (the last lines of its log).")
 def get_taskrunner_peer_status(interp: Interpreter, cmd: c.GetTaskrunnerPeerStatus,
                                out: Output) -> None:
-    fields(out, interp.network().taskrunner_peer_status(cmd.taskrunner_name, cmd.swop_peer))
+    status = interp.network().taskrunner_peer_status(cmd.taskrunner_name, cmd.swop_peer)
+    detail = str(status.pop("SWOP_PEER_DETAIL", "") or "")
+    fields(out, status)
+    for text in detail.splitlines():
+        out.line(f"    | {text}")
 
 
 @handles(c.ListTaskrunnerPeers, "List the SWOPs enrolled on a taskrunner.")
 def list_taskrunner_peers(interp: Interpreter, cmd: c.ListTaskrunnerPeers, out: Output) -> None:
-    rows(out, interp.network().taskrunner_peers(cmd.taskrunner_name),
-         empty="No SWOP is enrolled")
+    peers = [{k: v for k, v in peer.items() if k != "SWOP_PEER_DETAIL"}
+             for peer in interp.network().taskrunner_peers(cmd.taskrunner_name)]
+    rows(out, peers, empty="No SWOP is enrolled")
 
 
 @handles(c.ResetTaskrunner, "Return a taskrunner to idle and clean up what its task started.")
