@@ -256,3 +256,35 @@ def test_a_profile_with_a_typo_is_refused_with_its_path(running: Site) -> None:
     assert "did you mean 'usrenvvars'" in text
     with pytest.raises(NodeError, match="usrenvars"):
         running.workspace.start_swop("typo2", bad)
+
+
+FLAKY = """\
+import os, sys
+from pathlib import Path
+flag = Path("results") / ("attempted-" + os.environ["PEER_INDEX"])
+if os.environ["PEER_INDEX"] == "3" and not flag.exists():
+    flag.write_text("once")
+    print("the first attempt fails", flush=True)
+    sys.exit(5)
+print("done", flush=True)
+"""
+
+
+def test_target_retries_the_failed_swop_and_completes_the_task(running: Site) -> None:
+    (running.project / "flaky.py").write_text(FLAKY)
+    _run_task(running, "flaky_run", "flaky.py")
+    first = (_context(running) + "create task from taskdefs/flaky_run.yaml\n"
+             f"finalize task flaky_run\nRESET TASKRUNNER {RUNNER}\n"
+             f"ASSIGN TASK flaky_run TO {RUNNER} WITH 3 PEERS\nWAIT FOR TASKRUNNER {RUNNER}\n"
+             "EXIT\n")
+    lines = output_lines(running.swci(first, timeout=120))
+    swop2 = (running.workspace.root / "data" / "swop2" / "node-uid").read_text().strip()
+    assert f"FAILED PEER : {swop2} : ML org2-user1 (node 0) exited with code 5" in lines, lines
+    assert "    | the first attempt fails" in lines
+    retry = (_context(running) + f"ASSIGN TASK flaky_run TO {RUNNER} TARGET {swop2}\n"
+             f"WAIT FOR TASKRUNNER {RUNNER}\nGET TASKRUNNER STATUS {RUNNER}\nEXIT\n")
+    result = running.swci(retry, timeout=120)
+    lines = output_lines(result)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "STATE : COMPLETE" in lines
+    assert "COMPLETED_PEERS : 3" in lines

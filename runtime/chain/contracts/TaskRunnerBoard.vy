@@ -212,13 +212,16 @@ def report(name: String[160], swop_uid: String[64], status: uint8, description: 
     self.peers[key][gen][slot - 1].detail = detail
     self.peers[key][gen][slot - 1].updated_at = ts
     log PeerChanged(key=key, index=slot - 1, status=status)
-    if self.runners[key].state != STATE_RUNNING:
-        if status == PEER_ERROR:
-            self.runners[key].failed += 1
-        return
     if status == PEER_COMPLETE:
+        # a SWOP's success counts even while another one's failure holds the task, so that a
+        # retried SWOP (TARGET) can still complete it
         self.runners[key].done += self.peers[key][gen][slot - 1].units
         self.runners[key].done_swops += 1
+    elif status == PEER_ERROR:
+        self.runners[key].failed += 1
+    if self.runners[key].state != STATE_RUNNING:
+        return
+    if status == PEER_COMPLETE:
         finished: bool = False
         if self.runners[key].all_peers:
             finished = self.runners[key].done_swops >= self.runners[key].peers_needed
@@ -228,7 +231,6 @@ def report(name: String[160], swop_uid: String[64], status: uint8, description: 
             self.runners[key].state = STATE_COMPLETE
             self.runners[key].finished_at = ts
     elif status == PEER_ERROR:
-        self.runners[key].failed += 1
         self.runners[key].state = STATE_ERROR
         self.runners[key].finished_at = ts
     self.runners[key].updated_at = ts
