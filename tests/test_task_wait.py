@@ -4,11 +4,14 @@ that is not moving is explained within 30 s, and Ctrl-C ends the wait only."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
 
+from swci.interpreter.output import StreamOutput
 from swci.interpreter.taskwatch import TaskWatch
+from swci.interpreter.waitview import LiveView, MarksView, wait_view
 
 from .conftest import run
 
@@ -149,3 +152,32 @@ def test_ctrl_c_ends_the_wait_not_the_task(interp, network, clock) -> None:
     assert lines[-1] == ("ERROR : Stopped waiting (Ctrl-C); task t goes on. GET TASKRUNNER "
                          "STATUS tr shows it")
     assert not any(name == "reset_taskrunner" for name, _ in network.calls)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_live_panel_and_a_script_gets_marks() -> None:
+    screen = Terminal()
+    view = wait_view(StreamOutput(screen), "tr")
+    assert isinstance(view, LiveView)
+    status = {**running(enrolled=2, units=3, needed=3), "COMPLETED_PEERS": 1,
+              "PEER_TYPE": "SL"}
+    view.update(status, [peer("u1", "COMPLETE", "2 SL/ML pair(s) finished"),
+                         peer("u2", "RUNNING", "training: 1 of 1 ML programs running")])
+    view.note("something to know")
+    view.close()
+    shown = screen.getvalue()
+    assert "1/3 SL peers complete" in shown
+    assert "training: 1 of 1 ML programs running" in shown and "COMPLETE" in shown
+    assert "NOTE : something to know" in shown
+    piped = io.StringIO()
+    out = StreamOutput(piped)
+    marks = wait_view(out, "tr")
+    assert isinstance(marks, MarksView)
+    marks.update(status, [])
+    marks.update(status, [])
+    out.line("TASKRUNNER FINISHED")
+    assert piped.getvalue() == "    ##\n    TASKRUNNER FINISHED\n"
