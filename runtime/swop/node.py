@@ -29,16 +29,18 @@ def choose_runtime(config: SwopConfig) -> Runtime:
 
             ok, why = docker_available()
             if not ok:
-                log.info("Profile resourcemgr is DOCKER but no Docker engine is reachable "
-                         "(%s): using the process runtime", why)
+                log.info("Profile resourcemgr is DOCKER but %s: using the process runtime",
+                         why)
                 wanted = "process"
     if wanted == "docker":
         from swarmlearning.swop.docker_runtime import DockerRuntime, docker_available
 
         ok, why = docker_available()
         if not ok:
-            raise RuntimeUnavailable(f"--runtime docker: no Docker engine is reachable: {why}")
-        return DockerRuntime(sl_image=config.sl_image)
+            raise RuntimeUnavailable(f"--runtime docker: {why}")
+        from swarmlearning.sn.node import node_uid
+
+        return DockerRuntime(sl_image=config.sl_image, swop_uid=node_uid(config.data_dir))
     from swarmlearning.swop.process_runtime import ProcessRuntime
 
     return ProcessRuntime()

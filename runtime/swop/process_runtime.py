@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmlearning.swop.processes import Child, wait_for_line
-from swarmlearning.swop.profile import NodeDef
+from swarmlearning.swop.profile import NodeDef, merge_env
 from swarmlearning.swop.sandbox import Mount, Sandbox, SandboxError
-from swarmlearning.swop.tasks import TaskContext, TaskFailed
+from swarmlearning.swop.tasks import TaskContext, TaskFailed, require_nodes
 from swarmlearning.swop.userenv import EnvBuilder, UserEnv
 
 SL_READY = "Starting SWARM-LEARNING-FS on port: "
@@ -123,10 +123,8 @@ class ProcessRuntime:
     # -- RUN_SWARM ---------------------------------------------------------------------------------
 
     def run_swarm(self, ctx: TaskContext) -> str:
+        require_nodes(ctx)
         nodes = ctx.profile.nodes
-        if not nodes:
-            raise TaskFailed(f"the profile {Path(ctx.profile.source).name} has no nodes, so "
-                             "this SWOP has no SL/ML pair to run")
         user_env = self._user_env(ctx)
         self.channels = Path(tempfile.gettempdir()) / (
             "swop-" + hashlib.sha256(str(ctx.workdir).encode()).hexdigest()[:12])
@@ -242,7 +240,7 @@ class ProcessRuntime:
         data = ctx.workdir / f"node{node.idx}" / "sl"
         data.mkdir(parents=True, exist_ok=True)
         assert self.channels is not None
-        env = _merged(os.environ, ctx.profile.envvars, node.slenvvars)
+        env = merge_env(os.environ, ctx.profile.envvars, node.slenvvars)
         env.update(PYTHONUNBUFFERED="1", SWOP_TASK_DIR=str(ctx.workdir))
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
                    "--sn-ip", ctx.sn_ip, "--sn-api-port", str(ctx.sn_api_port),
@@ -271,7 +269,7 @@ class ProcessRuntime:
         node, sandbox = pair.node, pair.sandbox
         assert sandbox is not None and self.channels is not None
         workdir = sandbox.ensure_dir(str(body.get("WorkingDir") or "/"))
-        env = _merged(os.environ, user_env.env if user_env else {},
+        env = merge_env(os.environ, user_env.env if user_env else {},
                       _kv(body.get("Envvars")), node.usrenvvars)
         env = sandbox.rewrite_env(env)
         bin_dir = user_env.bin if user_env else Path(sys.executable).parent
@@ -362,18 +360,6 @@ def _kv(value: object) -> dict[str, str | None]:
     from swarmlearning.swop.profile import kv_pairs
 
     return kv_pairs(value)
-
-
-def _merged(base: object, *layers: dict[str, str | None]) -> dict[str, str]:
-    """Environment layers, later ones winning; a None value removes the variable."""
-    env = dict(base)  # type: ignore[call-overload]
-    for layer in layers:
-        for name, value in layer.items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-    return env
 
 
 def _exit_words(code: int) -> str:

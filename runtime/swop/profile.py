@@ -32,6 +32,18 @@ def kv_pairs(value: Any) -> dict[str, str | None]:
     return {str(k): None if v is None else env_text(v) for k, v in items}
 
 
+def merge_env(*layers: Mapping[str, str | None]) -> dict[str, str]:
+    """Environment layers, later ones winning; a None value removes the variable."""
+    env: dict[str, str] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+    return env
+
+
 def env_text(value: Any) -> str:
     """A YAML scalar as an environment value: True/False as Python writes them, lists joined."""
     if isinstance(value, bool):

@@ -84,6 +84,13 @@ class Runtime(Protocol):
     def cleanup(self, ctx: TaskContext) -> None: ...
 
 
+def require_nodes(ctx: TaskContext) -> None:
+    """RUN_SWARM needs at least one slnodedef in this SWOP's profile."""
+    if not ctx.profile.nodes:
+        raise TaskFailed(f"the profile {Path(ctx.profile.source).name} has no nodes, so this "
+                         "SWOP has no SL/ML pair to run")
+
+
 def clip(text: str, limit: int) -> str:
     """Text cut to at most `limit` UTF-8 bytes, keeping the end (where the cause usually is)
     for multi-line text and the start for one line."""
