@@ -181,3 +181,11 @@ def test_a_terminal_gets_a_live_panel_and_a_script_gets_marks() -> None:
     marks.update(status, [])
     out.line("TASKRUNNER FINISHED")
     assert piped.getvalue() == "    ##\n    TASKRUNNER FINISHED\n"
+    # in a script, each change of a peer's status or progress gets one line
+    piped = io.StringIO()
+    marks = wait_view(StreamOutput(piped), "tr")
+    for state, desc in [("RUNNING", "building"), ("RUNNING", "building"),
+                        ("COMPLETE", "built")]:
+        marks.update(status, [peer("u1", state, desc)])
+    assert piped.getvalue() == ("    PEER demo u1 : RUNNING : building\n    ##\n"
+                                "    PEER demo u1 : COMPLETE : built\n    #")

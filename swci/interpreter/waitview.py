@@ -14,12 +14,21 @@ class WaitView(Protocol):
 
 
 class MarksView:
-    """HPE's batch display: one `#` per poll on a line of marks; notes on lines of their own."""
+    """HPE's batch display: one `#` per poll on a line of marks. A peer's change of status or
+    progress text, and notes, get lines of their own, so a log shows what the wait saw."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
+        self.seen: dict[str, tuple[str, str]] = {}
 
     def update(self, status: dict[str, Any], peers: list[dict[str, Any]]) -> None:
+        for peer in peers:
+            uid = str(peer.get("SWOP_UID", ""))
+            now = (str(peer.get("SWOP_PEER_STATUS", "")),
+                   str(peer.get("SWOP_PEER_STATUS_DESC", "-")))
+            if self.seen.get(uid) != now:
+                self.seen[uid] = now
+                self.out.line(f"PEER {peer.get('NAME') or '-'} {uid} : {now[0]} : {now[1]}")
         self.out.mark("#")
 
     def note(self, text: str) -> None:
