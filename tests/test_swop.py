@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -288,3 +289,78 @@ def test_target_retries_the_failed_swop_and_completes_the_task(running: Site) ->
     assert result.returncode == 0, result.stdout[-4000:]
     assert "STATE : COMPLETE" in lines
     assert "COMPLETED_PEERS : 3" in lines
+
+
+CONTENT_TASK = """\
+Name: per_node_content
+TaskType: MAKE_SWARM_USER_CONTENT
+Author: swci-tests
+Prereq: ROOTTASK
+Outcome: digits-shards
+Body:
+    ContentType: SWARMCONTENT
+    OpsList:
+    - Operation: DOWNLOAD
+      Target: {uri}
+      Options:
+      - Out: shards.tar.gz
+    - Operation: EXTRACT
+      Target: shards.tar.gz
+      Options:
+      - Out: data
+"""
+
+
+def test_all_peers_fills_one_content_volume_per_sl_node(running: Site) -> None:
+    archive = running.root / "shards.tar.gz"
+    (running.root / "shard.txt").write_text("a shard")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(running.root / "shard.txt", arcname="shard.txt")
+    (running.usr / "taskdefs" / "per_node_content.yaml").write_text(
+        CONTENT_TASK.format(uri=archive.as_uri()))
+    script = (_context(running) + "create task from taskdefs/per_node_content.yaml\n"
+              f"finalize task per_node_content\nRESET TASKRUNNER {RUNNER}\n"
+              f"ASSIGN TASK per_node_content TO {RUNNER} WITH ALL PEERS\n"
+              f"WAIT FOR TASKRUNNER {RUNNER}\nLIST NODES\nEXIT\n")
+    result = running.swci(script, timeout=120)
+    lines = output_lines(result)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "STATE : COMPLETE" in lines
+    data = running.workspace.root / "data"
+    volumes = sorted(str(p.relative_to(data)) for p in data.glob("swop*/volumes/*/data/*"))
+    assert volumes == ["swop1/volumes/digits-shards-0/data/shard.txt",
+                       "swop1/volumes/digits-shards-1/data/shard.txt",
+                       "swop2/volumes/digits-shards-0/data/shard.txt"]
+    # both SWOPs are in LIST NODES, under the SN
+    swops = [line for line in lines if line.startswith("SWOP")]
+    assert len(swops) == 2 and all("swop" in line for line in swops)
+
+
+def test_a_swop_stopped_mid_task_fails_it_and_takes_its_processes(running: Site) -> None:
+    _run_task(running, "stopped_run", "sleep_forever.py")
+    script = (_context(running) + "create task from taskdefs/stopped_run.yaml\n"
+              f"finalize task stopped_run\nRESET TASKRUNNER {RUNNER}\n"
+              f"ASSIGN TASK stopped_run TO {RUNNER} WITH 3 PEERS\nEXIT\n")
+    assert running.swci(script, timeout=60).returncode == 0
+    root = running.workspace.root
+    deadline = time.monotonic() + 60
+    while len(swop_processes(root)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(swop_processes(root)) == 6
+    running.workspace.stop("swop2")
+    try:
+        result = running.swci(_context(running) + f"WAIT FOR TASKRUNNER {RUNNER}\nEXIT\n",
+                              timeout=60)
+        lines = output_lines(result)
+        assert "STATE : ERROR" in lines, result.stdout[-3000:]
+        assert any(line.startswith("FAILED PEER : ") and "swop2 was stopped during the task"
+                   in line for line in lines), lines
+        # swop2's pair is gone with it; swop1's stay until the reset
+        assert len(swop_processes(root)) == 4
+        running.swci(_context(running) + f"RESET TASKRUNNER {RUNNER}\nEXIT\n", timeout=60)
+        deadline = time.monotonic() + 30
+        while swop_processes(root) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert swop_processes(root) == []
+    finally:
+        running.workspace.start_swop("swop2", running.usr / "swop" / "swop2_profile.yaml")
