@@ -616,15 +616,25 @@ def test_all_peers_needs_every_live_swop(fresh: Swarm) -> None:
     service.create_taskrunner(runner)
     with refused(409, "WITH ALL PEERS needs live SWOPs"):
         service.assign_task(runner, name, all_peers=True)
-    service.register_node("swop-1", "SWOP", "127.0.0.1", 0, "a", "")
-    service.register_node("swop-2", "SWOP", "127.0.0.1", 0, "b", "")
+    service.register_node("swop-1", "SWOP", "127.0.0.1", 0, "a", "", taskrunner=runner)
+    service.register_node("swop-2", "SWOP", "127.0.0.1", 0, "b", "", taskrunner=runner)
     service.register_node("sl-1", "SL", "127.0.0.1", 1, "sl", "")
     clock.now = T0 + 100
-    service.register_node("swop-3", "SWOP", "127.0.0.1", 0, "c", "")
+    service.register_node("swop-3", "SWOP", "127.0.0.1", 0, "c", "", taskrunner=runner)
+    service.register_node("swop-elsewhere", "SWOP", "127.0.0.1", 0, "d", "",
+                          taskrunner="another-runner")
     service.flush_alive(["swop-1"])
-    # swop-2 has not reported for 100 s: only two SWOPs are live
+    assert {row["UUID"]: (row["ContainerName"], row["TASKRUNNER"])
+            for row in service.list_nodes() if row["NodeType"] == "SWOP"}["swop-3"] == (
+        "c", runner)
+    with refused(422, "only a SWOP"):
+        service.register_node("sl-2", "SL", "127.0.0.1", 1, "sl", "", taskrunner=runner)
+    with refused(422, "may not contain"):
+        service.register_node("sl-2", "SL", "127.0.0.1", 1, "a|b", "")
+    # swop-2 has not reported for 100 s, swop-elsewhere listens on another taskrunner: two
     status = service.assign_task(runner, name, all_peers=True)
-    assert (status["TASK_STATE"], status["PEERS_NEEDED"]) == ("RUNNING", "ALL")
+    assert (status["TASK_STATE"], status["PEERS_NEEDED"], status["SWOPS_NEEDED"]) == (
+        "RUNNING", "ALL", 2)
     service.enroll(runner, "swop-1", "g", units=3)
     service.enroll(runner, "swop-3", "g")
     service.report(runner, "swop-1", "COMPLETE")
@@ -700,13 +710,18 @@ def test_nodes_register_beat_and_leave(fresh: Swarm) -> None:
         "UUID": "uid-sn"}
     service.register_node("uid-sl", "SL", "10.0.0.2", 30305, "sl-1", "uid-sn")
     nodes = service.list_nodes()
+    # HPE's seven columns, then what this SN adds: a SWOP's taskrunner, and the age of the last
+    # sign of life by the SN's own clock (so that a reader's clock does not matter)
     assert [set(row) for row in nodes] == [{"NodeType", "HostIP", "Port", "ContainerName",
-                                            "UUID", "ParentUUID", "i-am-alive"}] * 2
+                                            "UUID", "ParentUUID", "i-am-alive", "TASKRUNNER",
+                                            "SECONDS_SINCE_ALIVE"}] * 2
     assert nodes == [
         {"NodeType": "SENTINEL", "HostIP": "10.0.0.1", "Port": 30304, "ContainerName": "sn-1",
-         "UUID": "uid-sn", "ParentUUID": "", "i-am-alive": when(T0)},
+         "UUID": "uid-sn", "ParentUUID": "", "i-am-alive": when(T0), "TASKRUNNER": "",
+         "SECONDS_SINCE_ALIVE": 0},
         {"NodeType": "SL", "HostIP": "10.0.0.2", "Port": 30305, "ContainerName": "sl-1",
-         "UUID": "uid-sl", "ParentUUID": "uid-sn", "i-am-alive": when(T0)}]
+         "UUID": "uid-sl", "ParentUUID": "uid-sn", "i-am-alive": when(T0), "TASKRUNNER": "",
+         "SECONDS_SINCE_ALIVE": 0}]
     with refused(422, "node type"):
         service.register_node("uid-x", "MINER", "10.0.0.3", 1, "", "")
 
@@ -894,3 +909,34 @@ def test_garbage_inside_a_batch(swarm: Swarm) -> None:
     answer = swarm.chain.handle_rpc(["garbage", rpc("eth_blockNumber", request_id=2)])
     assert answer[0]["error"]["code"] == -32600
     assert answer[1]["id"] == 2 and answer[1]["result"].startswith("0x")
+
+
+def test_a_target_joining_a_running_task_leaves_it_open_to_others(fresh: Swarm) -> None:
+    service, clock = fresh.service, fresh.clock
+    clock.now = T0
+    name = finalized_task(service)
+    runner = unique("runner")
+    service.create_taskrunner(runner)
+    service.assign_task(runner, name, peers=3)
+    service.enroll(runner, "swop-a", "g")
+    assert service.assign_task(runner, name, target="swop-t")["PEERS_NEEDED"] == 4
+    service.enroll(runner, "swop-b", "g")  # still open: the target is an extra allowance
+    service.enroll(runner, "swop-t", "g", units=2)
+    status = service.taskrunner_status(runner)
+    assert (status["PEERS_NEEDED"], status["ENROLLED_UNITS"]) == (5, 4)
+    # a SWOP enrolling again with other units is counted once
+    service.enroll(runner, "swop-b", "g", units=3)
+    assert service.taskrunner_status(runner)["ENROLLED_UNITS"] == 6
+    # WITH ALL PEERS counts SWOPs: a targeted SWOP adds one, whatever its units
+    other = unique("runner")
+    service.create_taskrunner(other)
+    service.register_node("swop-live", "SWOP", "127.0.0.1", 0, "x", "", taskrunner=other)
+    assert service.assign_task(other, name, all_peers=True)["SWOPS_NEEDED"] == 1
+    assert service.assign_task(other, name, target="swop-t")["SWOPS_NEEDED"] == 2
+    service.enroll(other, "swop-t", "g", units=3)
+    service.enroll(other, "swop-live", "g", units=2)
+    assert service.taskrunner_status(other)["SWOPS_NEEDED"] == 2
+    service.report(other, "swop-t", "COMPLETE")
+    assert service.taskrunner_status(other)["TASK_STATE"] == "RUNNING"
+    service.report(other, "swop-live", "COMPLETE")
+    assert service.taskrunner_status(other)["TASK_STATE"] == "COMPLETE"

@@ -189,3 +189,30 @@ def test_a_terminal_gets_a_live_panel_and_a_script_gets_marks() -> None:
         marks.update(status, [peer("u1", state, desc)])
     assert piped.getvalue() == ("    PEER demo u1 : RUNNING : building\n    ##\n"
                                 "    PEER demo u1 : COMPLETE : built\n    #")
+
+
+def test_watch_knows_where_swops_listen_and_trusts_the_sn_clock() -> None:
+    watch = TaskWatch(started=0.0, now=lambda: NOW)
+    status = {**running(), "TASKRUNNER": "tr"}
+    elsewhere = {**swop("u9"), "TASKRUNNER": "other-tr", "SECONDS_SINCE_ALIVE": 2}
+    _, fatal = watch.check(31.0, status, [], [elsewhere])
+    assert fatal is not None and "no live SWOP listens on tr" in fatal
+    assert "the live SWOPs listen on other-tr" in fatal
+    # an hour of clock skew between SWCI and the SN does not matter when the SN says the age
+    skewed = {**swop("u1", seconds_ago=3600), "TASKRUNNER": "tr", "SECONDS_SINCE_ALIVE": 3}
+    assert watch.check(5.0, {**running(enrolled=1), "TASKRUNNER": "tr"}, [peer("u1")],
+                       [skewed]) == ([], None)
+    stale = {**swop("u1"), "TASKRUNNER": "tr", "SECONDS_SINCE_ALIVE": 400}
+    _, fatal = watch.check(6.0, {**running(enrolled=1), "TASKRUNNER": "tr"}, [peer("u1")],
+                           [stale])
+    assert fatal is not None and "stopped reporting" in fatal
+
+
+def test_watch_counts_swops_for_all_peers() -> None:
+    watch = TaskWatch(started=0.0, now=lambda: NOW)
+    status = {**running(enrolled=1, units=4), "PEERS_NEEDED": "ALL", "SWOPS_NEEDED": 2,
+              "TASKRUNNER": "tr"}
+    nodes = [{**swop("u1"), "TASKRUNNER": "tr"}, {**swop("u2", name="s2"), "TASKRUNNER": "tr"}]
+    notes, fatal = watch.check(31.0, status, [peer("u1")], nodes)
+    assert fatal is None
+    assert notes == ["1 more peer(s) needed: 1 of 2 enrolled; live SWOPs not enrolled: s2 (u2)"]

@@ -70,9 +70,10 @@ class SNClient:
         return self.call("GET", "/v1/version")
 
     def register(self, uid: str, host: str, port: int, name: str, parent: str,
-                 node_type: str = "SL") -> None:
+                 node_type: str = "SL", taskrunner: str = "") -> None:
         self.call("POST", "/v1/nodes", {"uid": uid, "node_type": node_type, "host": host,
-                                        "port": port, "name": name, "parent": parent})
+                                        "port": port, "name": name, "parent": parent,
+                                        "taskrunner": taskrunner})
 
     def deregister(self, uid: str) -> None:
         self.call("DELETE", f"/v1/nodes/{quote(uid, safe='')}")

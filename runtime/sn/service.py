@@ -25,6 +25,8 @@ RUNNER_STATES = {1: "IDLE", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATES = {1: "ENROLLED", 2: "RUNNING", 3: "COMPLETE", 4: "ERROR"}
 PEER_STATE_CODES = {name: code for code, name in PEER_STATES.items()}
 NODE_TYPES = ("SENTINEL", "SN", "SL", "SWOP")
+# a SWOP's registry name carries the taskrunner it listens on: "<name>|<taskrunner>"
+LISTENS_ON = "|"
 MAX_DETAIL = 1024
 FLAG_MAY_LEAD = 1
 FLAG_DONE = 2
@@ -417,11 +419,11 @@ class SwarmService:
             _text(target, "target SWOP UID", limit=64)
             peers = 1
         elif all_peers:
-            peers = len(self.live_swops())
+            peers = len(self.live_swops(runner))
             if peers == 0:
-                raise ServiceError(409, "WITH ALL PEERS needs live SWOPs, and no SWOP has "
-                                        f"reported in the last {self.alive_window:g} s "
-                                        "(LIST NODES shows them)")
+                raise ServiceError(409, f"WITH ALL PEERS needs live SWOPs listening on {runner}, "
+                                        f"and none has reported in the last "
+                                        f"{self.alive_window:g} s (LIST NODES shows them)")
         elif not isinstance(peers, int) or isinstance(peers, bool) or peers < 1:
             raise ServiceError(422, "peers needed must be a whole number above 0")
         joining = target and row["state"] in (2, 4)
@@ -435,12 +437,13 @@ class SwarmService:
         self._write("runners", "assign", runner, task, peers, all_peers, target, self._now())
         return self.taskrunner_status(runner)
 
-    def live_swops(self) -> list[dict[str, Any]]:
-        """SWOP nodes that reported in within the alive window."""
+    def live_swops(self, runner: str) -> list[dict[str, Any]]:
+        """SWOP nodes listening on `runner` that reported in within the alive window."""
         self.view.sync()
         now = self._now()
         return [row for row in self.view.nodes.listed()
                 if row["active"] and row["node_type"] == "SWOP"
+                and row["name"].rpartition(LISTENS_ON)[2] == runner
                 and now - row["alive_at"] <= self.alive_window]
 
     def taskrunner_status(self, name: str) -> dict[str, Any]:
@@ -458,6 +461,7 @@ class SwarmService:
                 "PEER_TYPE": "SL" if task_type == "RUN_SWARM" else "SWOP",
                 "TASK_STATE": RUNNER_STATES.get(row["state"], "?"),
                 "PEERS_NEEDED": "ALL" if row["all_peers"] else row["peers_needed"],
+                "SWOPS_NEEDED": row["peers_needed"] if row["all_peers"] else None,
                 "ENROLLED_PEERS": row["enrolled"],
                 "ACTIVE_PEERS": sum(1 for p in peers if p["status"] in (1, 2)),
                 "ENROLLED_UNITS": row["units"], "COMPLETED_PEERS": row["done"],
@@ -527,10 +531,16 @@ class SwarmService:
     # -- nodes -------------------------------------------------------------------------------------
 
     def register_node(self, uid: str, node_type: str, host: str, port: int, name: str,
-                      parent: str) -> dict[str, Any]:
+                      parent: str, taskrunner: str = "") -> dict[str, Any]:
         _text(uid, "uid", limit=64)
         if node_type not in NODE_TYPES:
             raise ServiceError(422, f"node type must be one of {', '.join(NODE_TYPES)}")
+        if LISTENS_ON in name:
+            raise ServiceError(422, f"a node name may not contain {LISTENS_ON!r}")
+        if taskrunner:
+            if node_type != "SWOP":
+                raise ServiceError(422, "only a SWOP listens on a taskrunner")
+            name = f"{name}{LISTENS_ON}{_text(taskrunner, 'taskrunner')}"
         self._write("nodes", "register", uid, node_type, _text(host, "host"), int(port),
                     _text(name, "name", allow_empty=True), _text(parent, "parent",
                                                                 allow_empty=True, limit=64),
@@ -555,7 +565,10 @@ class SwarmService:
 
     def list_nodes(self) -> list[dict[str, Any]]:
         self.view.sync()
+        now = self._now()
         return [{"NodeType": row["node_type"], "HostIP": row["host"], "Port": row["port"],
-                 "ContainerName": row["name"], "UUID": row["uid"], "ParentUUID": row["parent"],
-                 "i-am-alive": _when(row["alive_at"])}
+                 "ContainerName": row["name"].partition(LISTENS_ON)[0], "UUID": row["uid"],
+                 "ParentUUID": row["parent"], "i-am-alive": _when(row["alive_at"]),
+                 "TASKRUNNER": row["name"].partition(LISTENS_ON)[2],
+                 "SECONDS_SINCE_ALIVE": max(0, now - row["alive_at"])}
                 for row in self.view.nodes.listed() if row["active"]]

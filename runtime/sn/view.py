@@ -20,8 +20,8 @@ TASK_FIELDS = ("name", "task_type", "author", "prereq", "outcome", "state", "lin
 NODE_FIELDS = ("uid", "node_type", "host", "port", "name", "parent", "registered_at",
                "alive_at", "active")
 TRAINING_FIELDS = ("name", "state", "round", "resets", "peers", "created_at", "updated_at")
-RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target", "enrolled",
-                 "units", "done", "done_swops", "failed", "generation", "created_at",
+RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target", "targeted",
+                 "enrolled", "units", "done", "done_swops", "failed", "generation", "created_at",
                  "assigned_at", "finished_at", "updated_at")
 PEER_FIELDS = ("swop_uid", "name", "status", "description", "detail", "operation", "units",
                "updated_at")

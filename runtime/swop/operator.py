@@ -111,7 +111,7 @@ class SwarmOperator:
                  cfg.sn_ip, cfg.sn_api_port, self.runtime.name, __version__)
         sn_info = self.sn.version()
         self.sn.register(self.uid, cfg.host_ip, 0, cfg.name, sn_info["NODE_UID"],
-                         node_type="SWOP")
+                         node_type="SWOP", taskrunner=self.runner)
         self.sn.status(self.runner)  # the taskrunner must exist: say so now, not later
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat")
         heartbeat.start()

@@ -49,8 +49,12 @@ class TaskWatch:
               nodes: list[dict[str, Any]]) -> tuple[list[str], str | None]:
         """(notes, fatal reason or None) for this poll; `clock` is monotonic seconds."""
         notes: list[str] = []
+        runner = str(status.get("TASKRUNNER", ""))
         swops = {str(n.get("UUID")): n for n in nodes if n.get("NodeType") == "SWOP"}
         live = {uid: n for uid, n in swops.items() if self._alive(n)}
+        # SNs that say where a SWOP listens let the watch leave out SWOPs of other taskrunners
+        listening = {uid: n for uid, n in live.items()
+                     if str(n.get("TASKRUNNER") or runner) == runner}
         enrolled = int(status.get("ENROLLED_PEERS") or 0)
         if enrolled != self.enrolled_seen:
             first = self.enrolled_seen < 0
@@ -67,30 +71,40 @@ class TaskWatch:
                            "TARGET it, or RESET TASKRUNNER")
         if clock - self.started < self.grace or clock - self.enrolled_since < self.grace:
             return notes, None
-        names = ", ".join(f"{n.get('ContainerName') or uid} ({uid})" for uid, n in live.items())
+        names = ", ".join(f"{n.get('ContainerName') or uid} ({uid})"
+                          for uid, n in listening.items())
         enrolled_uids = {str(p.get("SWOP_UID")) for p in peers}
         if enrolled == 0:
-            if not live:
+            if not listening:
+                elsewhere = sorted({str(n.get("TASKRUNNER")) for n in live.values()})
+                where = (f"; the live SWOPs listen on {', '.join(elsewhere)}" if elsewhere
+                         else "")
                 return notes, (f"no SWOP has enrolled after {self.grace:g} s and no live SWOP "
-                               "is in the swarm, so nothing can run the task; start one "
-                               "(START SWOP <name> PROFILE <file>, or swci run-swop)")
+                               f"listens on {runner or 'this taskrunner'}{where}, so nothing can "
+                               "run the task; start one (START SWOP <name> PROFILE <file>, or "
+                               "swci run-swop)")
             self._say(notes, "none", f"no SWOP has enrolled after {self.grace:g} s; live SWOPs: "
                                      f"{names}. A SWOP enrolls only on its profile's taskrunner "
                                      "and only when it is not busy with another task")
             return notes, None
         needed = status.get("PEERS_NEEDED")
-        units = int(status.get("ENROLLED_UNITS") or enrolled)
-        if isinstance(needed, int) and units < needed:
-            idle = [f"{live[uid].get('ContainerName') or uid} ({uid})" for uid in live
+        have = int(status.get("ENROLLED_UNITS") or enrolled)
+        if needed == "ALL":
+            needed, have = status.get("SWOPS_NEEDED"), enrolled
+        if isinstance(needed, int) and have < needed:
+            idle = [f"{listening[uid].get('ContainerName') or uid} ({uid})" for uid in listening
                     if uid not in enrolled_uids]
             others = ("live SWOPs not enrolled: " + ", ".join(idle)) if idle else (
                 "every live SWOP is already enrolled; start more SWOPs or ASSIGN TASK ... "
                 "TARGET one")
-            self._say(notes, f"short-{units}-{enrolled}", f"{needed - units} more peer(s) needed: "
-                                               f"{units} of {needed} enrolled; {others}")
+            self._say(notes, f"short-{have}-{enrolled}", f"{needed - have} more peer(s) needed: "
+                                                         f"{have} of {needed} enrolled; {others}")
         return notes, None
 
     def _alive(self, node: dict[str, Any]) -> bool:
+        age = node.get("SECONDS_SINCE_ALIVE")
+        if isinstance(age, int | float):  # the SN's own clock: no skew between machines
+            return age <= self.stale
         seen = _seen_at(node.get("i-am-alive"))
         return seen is not None and (self.now() - seen).total_seconds() <= self.stale
 

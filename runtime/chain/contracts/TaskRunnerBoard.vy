@@ -31,6 +31,7 @@ struct Runner:
     peers_needed: uint256
     all_peers: bool
     target: String[64]
+    targeted: bool
     enrolled: uint256
     units: uint256
     done: uint256
@@ -146,6 +147,7 @@ def assign(name: String[160], task: String[160], peers_needed: uint256, all_peer
     runner.peers_needed = peers_needed
     runner.all_peers = all_peers
     runner.target = target
+    runner.targeted = len(target) > 0
     runner.enrolled = 0
     runner.units = 0
     runner.done = 0
@@ -173,10 +175,14 @@ def enroll(name: String[160], swop_uid: String[64], group: String[160], units: u
     self.operations += 1
     if slot == 0:
         assert runner.enrolled < MAX_PEERS, "taskrunner is full"
-        if len(runner.target) > 0:
-            assert self.invited[key][gen][swop], "taskrunner is targeted at another SWOP"
-            # TARGET counted the SWOP as one peer; its other units join the quorum
-            self.runners[key].peers_needed += units - 1
+        invited: bool = self.invited[key][gen][swop]
+        if runner.targeted:
+            assert invited, "taskrunner is targeted at another SWOP"
+        if invited:
+            # TARGET counted the SWOP as one peer; its other units join the quorum (WITH ALL
+            # PEERS counts SWOPs, not units)
+            if not runner.all_peers:
+                self.runners[key].peers_needed += units - 1
         elif not runner.all_peers:
             assert runner.units < runner.peers_needed, "taskrunner has all the peers it needs"
         slot = runner.enrolled + 1
@@ -187,6 +193,9 @@ def enroll(name: String[160], swop_uid: String[64], group: String[160], units: u
         previous: uint8 = self.peers[key][gen][slot - 1].status
         assert previous != PEER_COMPLETE, "that SWOP already completed this task"
         assert previous != PEER_ERROR, "that SWOP failed; ASSIGN TASK ... TARGET it to retry"
+        # a SWOP enrolling again (after a restart or a retry) may bring other units
+        self.runners[key].units = self.runners[key].units + units - \
+            self.peers[key][gen][slot - 1].units
     self.peers[key][gen][slot - 1] = Peer(swop_uid=swop_uid, name=group, status=PEER_ENROLLED,
                                           description="", detail="",
                                           operation=self.operations, units=units,
@@ -246,6 +255,7 @@ def reset(name: String[160], ts: uint256):
     runner.peers_needed = 0
     runner.all_peers = False
     runner.target = ""
+    runner.targeted = False
     runner.enrolled = 0
     runner.units = 0
     runner.done = 0
