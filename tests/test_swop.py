@@ -240,7 +240,7 @@ def test_reset_taskrunner_stops_every_process_of_the_task(running: Site) -> None
     assert left == {}, "\n".join(p.read_text()[-3000:] for p in
                                   (running.workspace.root / "logs").glob("swop*.log"))
     # the SWOPs stay, and take the next task
-    assert all(record.running() for record in running.workspace.records())
+    assert all(running.workspace.record(name).running() for name in ("swop1", "swop2"))
 
 
 def test_a_profile_with_a_typo_is_refused_with_its_path(running: Site) -> None:
@@ -364,3 +364,17 @@ def test_a_swop_stopped_mid_task_fails_it_and_takes_its_processes(running: Site)
         assert swop_processes(root) == []
     finally:
         running.workspace.start_swop("swop2", running.usr / "swop" / "swop2_profile.yaml")
+
+
+def test_a_task_whose_body_is_not_a_task_fails_with_that_reason(running: Site) -> None:
+    script = (_context(running) + "CREATE TASK RUN_SWARM garbled swci-tests ROOTTASK garbled\n"
+              'APPEND TASK BODY garbled 1 "Command: [unclosed"\n'
+              f"FINALIZE TASK garbled\nRESET TASKRUNNER {RUNNER}\n"
+              f"ASSIGN TASK garbled TO {RUNNER} WITH 1 PEERS\n"
+              f"WAIT FOR TASKRUNNER {RUNNER}\nEXIT\n")
+    result = running.swci(script, timeout=60)
+    lines = output_lines(result)
+    assert "STATE : ERROR" in lines, result.stdout[-3000:]
+    assert any("task garbled: its body is not" in line for line in lines), lines[-3:]
+    # both SWOPs are still up and take the next task
+    assert all(running.workspace.record(name).running() for name in ("swop1", "swop2"))

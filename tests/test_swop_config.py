@@ -71,9 +71,9 @@ def test_the_runtime_follows_the_profile_and_the_engine(tmp_path: Path, pki,
                         lambda: (False, "no Docker engine is reachable: test"))
     docker_profile = config(tmp_path, pki, "profile_two_nodes.yaml")
     assert docker_profile.profile.mgrtype == "DOCKER"
-    assert isinstance(choose_runtime(docker_profile), ProcessRuntime)
+    assert isinstance(choose_runtime(docker_profile)(), ProcessRuntime)
     process_profile = config(tmp_path, pki, "profile_spire_process.yaml")
-    assert isinstance(choose_runtime(process_profile), ProcessRuntime)
+    assert isinstance(choose_runtime(process_profile)(), ProcessRuntime)
     forced = config(tmp_path, pki, "profile_two_nodes.yaml", "--runtime", "docker")
     with pytest.raises(RuntimeUnavailable, match="--runtime docker: no Docker engine"):
         choose_runtime(forced)

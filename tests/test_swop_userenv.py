@@ -67,6 +67,9 @@ def test_a_failed_pip_install_names_the_step_and_leaves_nothing(tmp_path: Path) 
 
 @pytest.mark.parametrize(("step", "message"), [
     ("COPY ../../etc/passwd /tmp/", "outside the BuildContext"),
+    ("COPY a.txt ../../escaped.txt", "destination ../../escaped.txt is outside the environment"),
+    ("COPY link.txt /tmp/", "link.txt is outside the BuildContext"),
+    ("COPY l*.txt /tmp/", "link.txt leads outside the BuildContext"),
     ("COPY missing.whl /tmp/", "is not in the BuildContext"),
     ("COPY onlyone", "needs a source and a destination"),
     ("ENV", "ENV needs NAME=VALUE"),
@@ -74,10 +77,14 @@ def test_a_failed_pip_install_names_the_step_and_leaves_nothing(tmp_path: Path) 
 def test_bad_steps_are_refused_with_their_place(tmp_path: Path, step: str, message: str) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
+    (context / "a.txt").write_text("a")
+    (tmp_path / "secret.txt").write_text("not for the build")
+    (context / "link.txt").symlink_to(tmp_path / "secret.txt")
     build, _ = builder(tmp_path, context)
     with pytest.raises(TaskFailed, match=message) as failure:
         build.build(["FROM x", step])
     assert failure.value.description.startswith("BuildSteps[1]: ")
+    assert not (tmp_path / "envs" / "escaped.txt").exists()
 
 
 def test_copy_without_the_context_volume_says_which_volume(tmp_path: Path) -> None:
@@ -124,3 +131,11 @@ def test_outcomes_become_directory_names_and_clips_keep_the_cause() -> None:
     clipped = clip(text, 100)
     assert len(clipped.encode()) <= 100 and clipped.endswith("line 399")
     assert clip("é" * 100, 11).endswith("…") and len(clip("é" * 100, 11).encode()) <= 11
+
+
+def test_env_expands_earlier_values_and_the_swop_environment(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin")
+    build, _ = builder(tmp_path, None)
+    env = build.build(["ENV TOOLS=/opt/tools", "ENV PATH=${TOOLS}/bin:$PATH NONE=$NOT_SET."])
+    assert env.env == {"TOOLS": "/opt/tools", "PATH": "/opt/tools/bin:/usr/bin", "NONE": "."}

@@ -30,6 +30,8 @@ READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
                "sl": "Starting SWARM-LEARNING-FS on port: ",
                "swop": "Starting SWARM-OPERATOR on taskrunner: "}
 STOP_ORDER = ("swci", "swop", "sl", "sn")
+# a SWOP stops its task's ML programs, then its SLs (10 s grace each) before it exits
+SWOP_STOP_GRACE = 40.0
 PKI_INDEX = 1
 
 
@@ -254,7 +256,8 @@ class Workspace:
         if record is None:
             raise NodeError(f"no node named {name} in {self.root}")
         if record.running():
-            _terminate(record.pid, grace)
+            _terminate(record.pid, max(grace, SWOP_STOP_GRACE) if record.kind == "swop"
+                       else grace)
         self._forget(name, keep=keep)
         return record
 

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 from swarmlearning.swop.config import SwopConfig, SwopConfigError, add_arguments, from_arguments
 from swarmlearning.swop.tasks import Runtime
@@ -18,8 +19,9 @@ class RuntimeUnavailable(RuntimeError):
     """The asked-for runtime cannot run here; the message says why."""
 
 
-def choose_runtime(config: SwopConfig) -> Runtime:
-    """--runtime, else the profile's resourcemgr: DOCKER means docker when an engine is
+def choose_runtime(config: SwopConfig) -> Callable[[], Runtime]:
+    """A maker of fresh runtimes (one per task, so that no state outlives its task) of the
+    kind --runtime names, else the profile's resourcemgr: DOCKER means docker when an engine is
     reachable, the process runtime otherwise (said in the log); PROCESS means processes."""
     wanted = config.runtime
     if wanted == "auto":
@@ -40,10 +42,16 @@ def choose_runtime(config: SwopConfig) -> Runtime:
             raise RuntimeUnavailable(f"--runtime docker: {why}")
         from swarmlearning.sn.node import node_uid
 
-        return DockerRuntime(sl_image=config.sl_image, swop_uid=node_uid(config.data_dir))
+        uid = node_uid(config.data_dir)
+
+        def make() -> Runtime:
+            return DockerRuntime(sl_image=config.sl_image, swop_uid=uid)
+
+        make.name = "docker"  # type: ignore[attr-defined]
+        return make
     from swarmlearning.swop.process_runtime import ProcessRuntime
 
-    return ProcessRuntime()
+    return ProcessRuntime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(os.environ.get("SWOP_LOG_LEVEL"))
     try:
         config = from_arguments(args)
-        runtime = choose_runtime(config)
-        operator = SwarmOperator(config, runtime)
+        operator = SwarmOperator(config, choose_runtime(config))
     except (SwopConfigError, IdentityError, RuntimeUnavailable) as exc:
         log.error("%s", exc)
         return 2

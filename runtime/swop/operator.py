@@ -9,9 +9,12 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+import yaml
 
 from swarmlearning import __version__
 from swarmlearning.identity.tls import client_context
@@ -20,6 +23,7 @@ from swarmlearning.sl.snclient import SNClient, SNError
 from swarmlearning.sn.node import node_uid
 from swarmlearning.swop.config import SwopConfig
 from swarmlearning.swop.process_runtime import safe_name
+from swarmlearning.swop.processes import ChildRegistry
 from swarmlearning.swop.tasks import (
     DESCRIPTION_LIMIT,
     DETAIL_LIMIT,
@@ -36,6 +40,10 @@ ROOT_TASK = "ROOTTASK"
 PROGRESS_SECONDS = 5.0
 OPERATIONS = {"MAKE_USER_CONTAINER": "build_user_container", "PULL_IMAGE": "pull_image",
               "MAKE_SWARM_USER_CONTENT": "make_content", "RUN_SWARM": "run_swarm"}
+
+
+class TaskUnreadable(ValueError):
+    """A task's body cannot be read back from the chain (it is not HPE's task YAML)."""
 
 
 class TaskrunnerClient(SNClient):
@@ -64,10 +72,15 @@ class TaskrunnerClient(SNClient):
         path = f"/v1/tasks/{quote(name, safe='')}"
         info = self.call("GET", path)
         lines = self.call("GET", path + "/body")
-        body = parse_task_body(lines[1:]) if len(lines) > 1 else {}
+        try:
+            body = parse_task_body(lines[1:]) if len(lines) > 1 else {}
+        except yaml.YAMLError as exc:
+            raise TaskUnreadable(f"task {name}: its body is not YAML "
+                                 f"({str(exc).splitlines()[0]})") from None
+        if not isinstance(body, dict):
+            raise TaskUnreadable(f"task {name}: its body is not a mapping of HPE's task fields")
         return TaskDefinition(name=info["NAME"], task_type=info["TYPE"], author=info["AUTHOR"],
-                              prereq=info["PREREQ"], outcome=info["OUTCOME"],
-                              body=body if isinstance(body, dict) else {})
+                              prereq=info["PREREQ"], outcome=info["OUTCOME"], body=body)
 
 
 @dataclass
@@ -77,20 +90,23 @@ class Job:
     generation: int
     task: TaskDefinition
     ctx: TaskContext
+    runtime: Runtime
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
     failed: bool = False
     progress_text: str = ""
     progress_sent: float = 0.0
+    unsent: tuple[str, str, str] | None = None  # a final report the SN has not taken yet
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class SwarmOperator:
     """One SWOP process."""
 
-    def __init__(self, config: SwopConfig, runtime: Runtime) -> None:
+    def __init__(self, config: SwopConfig, make_runtime: Callable[[], Runtime]) -> None:
         self.config = config
-        self.runtime = runtime
+        self.make_runtime = make_runtime
+        self.runtime_name = str(getattr(make_runtime, "name", "process"))
         self.profile = config.profile
         self.runner = self.profile.taskrunner
         self.uid = node_uid(config.data_dir)
@@ -99,6 +115,8 @@ class SwarmOperator:
         self.sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
         self.job_sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
         self.job: Job | None = None
+        self.ending: list[Job] = []  # reset jobs whose cleanup outlived the join
+        self.children = ChildRegistry(config.data_dir / "children")
         self.declined: dict[tuple[int, str], str] = {}
         self.finished: set[tuple[int, str]] = set()
         self.last_update = ""
@@ -108,7 +126,11 @@ class SwarmOperator:
     def run(self) -> int:
         cfg = self.config
         log.info("## SWARM OPERATOR ## uid %s, SN %s:%s, runtime %s, version %s", self.uid,
-                 cfg.sn_ip, cfg.sn_api_port, self.runtime.name, __version__)
+                 cfg.sn_ip, cfg.sn_api_port, self.runtime_name, __version__)
+        reaped = self.children.reap_leftovers()
+        if reaped:
+            log.warning("Stopped %d process group(s) a previous run of this SWOP left behind",
+                        len(reaped))
         sn_info = self.sn.version()
         self.sn.register(self.uid, cfg.host_ip, 0, cfg.name, sn_info["NODE_UID"],
                          node_type="SWOP", taskrunner=self.runner)
@@ -124,12 +146,17 @@ class SwarmOperator:
                     self._tick()
                 except SNError as exc:
                     log.warning("Taskrunner %s: %s", self.runner, exc)
+                except Exception:  # a bug must not take the SWOP down: say it, go on
+                    log.exception("Watching taskrunner %s failed", self.runner)
                 self.stop.wait(cfg.poll_seconds)
         finally:
             self._shutdown()
         return 0
 
     def _shutdown(self) -> None:
+        for ending in self.ending:
+            if ending.thread is not None:
+                ending.thread.join(timeout=60)
         job = self.job
         if job is not None:
             if not job.done.is_set():
@@ -154,12 +181,12 @@ class SwarmOperator:
     # -- watching the taskrunner -------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self.ending = [j for j in self.ending if j.thread is not None and j.thread.is_alive()]
         status = self.sn.status(self.runner)
         generation = int(status.get("GENERATION", 0))
         state = str(status.get("TASK_STATE", ""))
         task = str(status.get("TASK", ""))
         updated = str(status.get("UPDATE_TS", ""))
-        changed, self.last_update = updated != self.last_update, updated
         job = self.job
         if job is not None:
             if job.generation != generation or state == "IDLE" or task != job.task.name:
@@ -168,15 +195,16 @@ class SwarmOperator:
                 self._end(job)
                 return
             self._flush_progress(job)
-            if job.done.is_set() and job.failed and state == "RUNNING" and changed:
+            self._resend(job)
+            if job.done.is_set() and job.failed and state == "RUNNING":
                 mine = self.sn.peer(self.runner, self.uid)
                 if mine.get("SWOP_PEER_STATUS") == "ENROLLED":
                     log.info("Task %s: this SWOP is targeted again; retrying", task)
                     self._end(job)
                     self.finished.discard((generation, task))
             return
-        if state != "RUNNING":
-            return
+        if state != "RUNNING" or self.ending:
+            return  # nothing to do, or an old task is still being cleaned up
         key = (generation, task)
         if key in self.finished:
             return
@@ -185,7 +213,19 @@ class SwarmOperator:
         self._take(generation, task, updated)
 
     def _take(self, generation: int, name: str, updated: str) -> None:
-        task = self.sn.task(name)
+        problem = ""
+        try:
+            task = self.sn.task(name)
+        except TaskUnreadable as exc:
+            task, problem = TaskDefinition(name, "", "", ROOT_TASK, "", {}), str(exc)
+        prereq = None
+        if not problem and task.prereq and task.prereq != ROOT_TASK:
+            try:
+                prereq = self.sn.task(task.prereq)
+            except (TaskUnreadable, SNError) as exc:
+                if isinstance(exc, SNError) and exc.status != 404:
+                    raise
+                problem = f"Prereq {task.prereq} of task {name} cannot be read: {exc}"
         units = len(self.profile.nodes) if task.task_type == "RUN_SWARM" else 1
         if units == 0:
             self.declined[(generation, name)] = updated
@@ -201,7 +241,12 @@ class SwarmOperator:
                 self.declined[(generation, name)] = updated
                 return
             raise
-        prereq = self.sn.task(task.prereq) if task.prereq and task.prereq != ROOT_TASK else None
+        if problem:
+            # enrolled, so that the failure reaches WAIT FOR TASKRUNNER with its reason
+            log.error("Task %s cannot run: %s", name, problem)
+            self.finished.add((generation, name))
+            self.sn.report(self.runner, self.uid, "ERROR", problem)
+            return
         log.info("Enrolled in task %s (%s, %d unit(s))", name, task.task_type, units)
         self._start(generation, task, prereq)
 
@@ -217,7 +262,7 @@ class SwarmOperator:
                           host_ip=self.config.host_ip, sn_ip=self.config.sn_ip,
                           sn_api_port=self.config.sn_api_port, identity=self.config.identity,
                           keep=self.config.keep, log=job_log.info)
-        job = Job(generation=generation, task=task, ctx=ctx)
+        job = Job(generation=generation, task=task, ctx=ctx, runtime=self.make_runtime())
         ctx.progress = lambda text: self._progress(job, text)
         workdir.mkdir(parents=True, exist_ok=True)
         job.thread = threading.Thread(target=self._run_job, args=(job,), daemon=True,
@@ -227,8 +272,8 @@ class SwarmOperator:
 
     def _run_job(self, job: Job) -> None:
         task, ctx = job.task, job.ctx
-        self._report(job, "RUNNING", f"{task.task_type} started on {self.runtime.name} runtime")
-        operation = getattr(self.runtime, OPERATIONS.get(task.task_type, ""), None)
+        self._report(job, "RUNNING", f"{task.task_type} started on {job.runtime.name} runtime")
+        operation = getattr(job.runtime, OPERATIONS.get(task.task_type, ""), None)
         try:
             if operation is None:
                 raise TaskFailed(f"unknown task type {task.task_type}")
@@ -238,22 +283,22 @@ class SwarmOperator:
             if not ctx.stop.is_set():
                 log.error("Task %s failed: %s%s", task.name, exc.description,
                           "\n" + exc.detail if exc.detail else "")
-                self._report(job, "ERROR", exc.description, exc.detail)
+                self._final(job, "ERROR", exc.description, exc.detail)
         except Exception as exc:  # a bug must still reach the user as a reason
             job.failed = True
             log.exception("Task %s failed unexpectedly", task.name)
-            self._report(job, "ERROR", f"SWOP internal error: {type(exc).__name__}: {exc}",
-                         traceback.format_exc())
+            self._final(job, "ERROR", f"SWOP internal error: {type(exc).__name__}: {exc}",
+                        traceback.format_exc())
         else:
             log.info("Task %s complete: %s", task.name, result)
-            self._report(job, "COMPLETE", result)
+            self._final(job, "COMPLETE", result)
         finally:
             self.finished.add((job.generation, task.name))
             job.done.set()
         # children are tied to this thread (PDEATHSIG): hold it until the task ends
         ctx.stop.wait()
         try:
-            self.runtime.cleanup(ctx)
+            job.runtime.cleanup(ctx)
         except Exception:
             log.exception("Cleaning up task %s failed", task.name)
         log.info("Task %s cleaned up", task.name)
@@ -263,16 +308,31 @@ class SwarmOperator:
         if job.thread is not None:
             job.thread.join(timeout=60)
             if job.thread.is_alive():
-                log.error("Task %s did not stop within 60 s", job.task.name)
+                log.error("Task %s is still being cleaned up after 60 s; no new task starts "
+                          "until it is", job.task.name)
+                self.ending.append(job)
         if self.job is job:
             self.job = None
 
-    def _report(self, job: Job, status: str, description: str, detail: str = "") -> None:
+    def _report(self, job: Job, status: str, description: str, detail: str = "") -> bool:
         with job.lock:
             try:
                 self.job_sn.report(self.runner, self.uid, status, description, detail)
+                return True
             except SNError as exc:
                 log.warning("Could not report %s for task %s: %s", status, job.task.name, exc)
+                return False
+
+    def _final(self, job: Job, status: str, description: str, detail: str = "") -> None:
+        """COMPLETE or ERROR: kept and sent again on every tick until the SN takes it."""
+        if not self._report(job, status, description, detail):
+            job.unsent = (status, description, detail)
+
+    def _resend(self, job: Job) -> None:
+        unsent = job.unsent
+        if unsent is not None and self._report(job, *unsent):
+            log.info("Task %s: the %s report reached the SN", job.task.name, unsent[0])
+            job.unsent = None
 
     def _progress(self, job: Job, text: str) -> None:
         job.progress_text = text

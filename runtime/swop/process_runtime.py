@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -27,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmlearning.swop.processes import Child, wait_for_line
+from swarmlearning.swop.processes import Child, ChildRegistry, stop_all, wait_for_line
 from swarmlearning.swop.profile import NodeDef, merge_env
 from swarmlearning.swop.sandbox import Mount, Sandbox, SandboxError
 from swarmlearning.swop.tasks import TaskContext, TaskFailed, require_nodes
@@ -68,6 +67,7 @@ class ProcessRuntime:
     def __init__(self) -> None:
         self.pairs: list[Pair] = []
         self.channels: Path | None = None
+        self.registry: ChildRegistry | None = None
 
     # -- MAKE_USER_CONTAINER -----------------------------------------------------------------------
 
@@ -126,9 +126,9 @@ class ProcessRuntime:
         require_nodes(ctx)
         nodes = ctx.profile.nodes
         user_env = self._user_env(ctx)
-        self.channels = Path(tempfile.gettempdir()) / (
-            "swop-" + hashlib.sha256(str(ctx.workdir).encode()).hexdigest()[:12])
-        self.channels.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SL channel sockets: a fresh private directory (a Unix socket path must stay short)
+        self.channels = Path(tempfile.mkdtemp(prefix="swop-"))
+        self.registry = ChildRegistry(ctx.workdir.parents[1] / "children")
         self.pairs = [Pair(node) for node in nodes]
         for pair in self.pairs:
             pair.sandbox = self._sandbox(ctx, pair.node)
@@ -204,25 +204,35 @@ class ProcessRuntime:
 
     # -- SL ----------------------------------------------------------------------------------------
 
-    def _identity(self, ctx: TaskContext, node: NodeDef) -> tuple[Path, Path, Path]:
+    def _identity(self, ctx: TaskContext, node: NodeDef) -> list[str]:
+        """The SL's --cert/--key/--capath (or --cacert) options: the profile's identity
+        attributes (relative paths from the profile's directory), else the SWOP's own."""
         found: dict[str, Path] = {}
+        base = Path(ctx.profile.source).parent
         for mount in node.identity:
             kind = mount.a_type.upper()
             if kind not in ("KEY", "CERT", "CAPATH", "CACERT"):
                 continue
-            path = Path(mount.src).expanduser()
+            path = (base / Path(mount.src).expanduser()).resolve()
             if not path.exists():
                 raise TaskFailed(f"{mount.path}.src: {mount.src} does not exist on this host")
             found[kind] = path
         if not found:
             ident = ctx.identity
-            return Path(ident.cert), Path(ident.key), Path(ident.capath)
+            found = {"CERT": Path(ident.cert).resolve(), "KEY": Path(ident.key).resolve()}
+            if ident.capath:
+                found["CAPATH"] = Path(ident.capath).resolve()
+            if ident.cacert:
+                found["CACERT"] = Path(ident.cacert).resolve()
         missing = [k for k in ("KEY", "CERT") if k not in found]
         if missing or not ("CAPATH" in found or "CACERT" in found):
             need = missing or ["CAPATH"]
             raise TaskFailed(f"{node.path}.identity has no {' or '.join(need)} attribute")
-        capath = found.get("CAPATH") or found["CACERT"].parent
-        return found["CERT"], found["KEY"], capath
+        options = ["--cert", str(found["CERT"]), "--key", str(found["KEY"])]
+        for kind in ("CAPATH", "CACERT"):
+            if kind in found:
+                options += [f"--{kind.lower()}", str(found[kind])]
+        return options
 
     def _host(self, ctx: TaskContext, node: NodeDef) -> str:
         if node.slhostip:
@@ -234,7 +244,7 @@ class ProcessRuntime:
         return ctx.host_ip
 
     def _start_sl(self, ctx: TaskContext, node: NodeDef) -> Child:
-        cert, key, capath = self._identity(ctx, node)
+        identity = self._identity(ctx, node)
         host = self._host(ctx, node)
         port = node.slport or free_port(host)
         data = ctx.workdir / f"node{node.idx}" / "sl"
@@ -244,12 +254,13 @@ class ProcessRuntime:
         env.update(PYTHONUNBUFFERED="1", SWOP_TASK_DIR=str(ctx.workdir))
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
                    "--sn-ip", ctx.sn_ip, "--sn-api-port", str(ctx.sn_api_port),
-                   "--sl-fs-port", str(port), "--cert", str(cert), "--key", str(key),
-                   "--capath", str(capath), "--data-dir", str(data), "--name", node.sl_name,
+                   "--sl-fs-port", str(port), *identity, "--data-dir", str(data),
+                   "--name", node.sl_name,
                    "--channel", str(self.channels / f"n{node.idx}.sock")]
         ctx.log(f"starting SL {node.sl_name} on {host}:{port}")
         return Child(node.sl_name, command, cwd=data, env=env,
-                     log_path=ctx.workdir / "logs" / f"{node.sl_name}.log")
+                     log_path=ctx.workdir / "logs" / f"{node.sl_name}.log",
+                     registry=self.registry)
 
     def _await_sl(self, ctx: TaskContext, pair: Pair) -> None:
         assert pair.sl is not None
@@ -281,7 +292,8 @@ class ProcessRuntime:
         command = self._command(body, user_env, env["PATH"], sandbox)
         ctx.log(f"starting ML {node.ml_name}: {' '.join(command)} (in {workdir})")
         return Child(node.ml_name, command, cwd=workdir, env=env,
-                     log_path=ctx.workdir / "logs" / f"{node.ml_name}.log")
+                     log_path=ctx.workdir / "logs" / f"{node.ml_name}.log",
+                     registry=self.registry)
 
     @staticmethod
     def _command(body: dict, user_env: UserEnv | None, path: str, sandbox: Sandbox) -> list[str]:
@@ -337,12 +349,8 @@ class ProcessRuntime:
     # -- cleanup -----------------------------------------------------------------------------------
 
     def cleanup(self, ctx: TaskContext) -> None:
-        for pair in self.pairs:
-            if pair.ml is not None:
-                pair.ml.stop()
-        for pair in self.pairs:
-            if pair.sl is not None:
-                pair.sl.stop()
+        stop_all([pair.ml for pair in self.pairs if pair.ml is not None])
+        stop_all([pair.sl for pair in self.pairs if pair.sl is not None])
         if self.channels is not None:
             shutil.rmtree(self.channels, ignore_errors=True)
         if not ctx.keep:

@@ -14,6 +14,7 @@ a process has no image to change. The HPE client wheel is skipped: this installa
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,6 +35,7 @@ ENV_FILE = "swop-env.json"
 ROOT_DIR = "root"
 CLIENT_WHEEL = re.compile(r"(hpe[_-])?swarmlearning([_-]client)?[-_].*\.whl$", re.IGNORECASE)
 PIP_WORDS = {"pip", "pip3"}
+VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 @dataclass
@@ -167,6 +169,9 @@ class EnvBuilder:
             args = self._pip_targets(user_env, where, args)
             if not [a for a in args if not a.startswith("-")]:
                 continue
+            if not pip_supports_python_option():
+                raise TaskFailed(f"{where}: the SWOP's pip is older than 22.3 and cannot install "
+                                 "into another environment; upgrade pip where the SWOP runs")
             self.log(f"{where}: pip install {' '.join(args)}")
             command_line = [sys.executable, "-m", "pip", "--python", str(user_env.python),
                             "install", "--disable-pip-version-check", *args]
@@ -204,7 +209,10 @@ class EnvBuilder:
             raise TaskFailed(f"{where}: COPY needs a BuildContext, and the task has none")
         *sources, dest = words
         base = self.context.resolve()
-        target = user_env.root / dest.lstrip("/")
+        root = user_env.root.resolve()
+        target = (root / dest.lstrip("/")).resolve()
+        if not target.is_relative_to(root):
+            raise TaskFailed(f"{where}: COPY destination {dest} is outside the environment")
         for source in sources:
             path = (base / source).resolve()
             if not path.is_relative_to(base):
@@ -215,13 +223,22 @@ class EnvBuilder:
                 raise TaskFailed(f"{where}: COPY source {source} is not in the BuildContext "
                                  f"{self.context.name}")
             for match in matches:
+                if not match.resolve().is_relative_to(base):
+                    raise TaskFailed(f"{where}: COPY source {match.name} leads outside the "
+                                     "BuildContext")
                 into = target / match.name if dest.endswith("/") or len(matches) > 1 else target
                 into.parent.mkdir(parents=True, exist_ok=True)
                 if match.is_dir():
-                    shutil.copytree(match, into, dirs_exist_ok=True)
+                    shutil.copytree(match, into, symlinks=True, dirs_exist_ok=True)
                 else:
-                    shutil.copy2(match, into)
+                    shutil.copy2(match, into, follow_symlinks=False)
         self.log(f"{where}: COPY {' '.join(sources)} -> {dest}")
+
+    def _expand(self, value: str) -> str:
+        """$NAME and ${NAME} from earlier ENV steps, else from the SWOP's environment (so
+        `ENV PATH=/opt/bin:$PATH` extends the PATH the ML gets)."""
+        known = {**os.environ, **self.env}
+        return VARIABLE.sub(lambda m: known.get(m.group(1) or m.group(2), ""), value)
 
     def _env(self, where: str, args: str) -> None:
         try:
@@ -231,9 +248,9 @@ class EnvBuilder:
         if words and all("=" in w for w in words):
             for word in words:
                 name, _, value = word.partition("=")
-                self.env[name] = value
+                self.env[name] = self._expand(value)
         elif len(words) >= 2:
-            self.env[words[0]] = " ".join(words[1:])
+            self.env[words[0]] = self._expand(" ".join(words[1:]))
         else:
             raise TaskFailed(f"{where}: ENV needs NAME=VALUE")
         self.log(f"{where}: ENV kept for the ML programs")
@@ -243,6 +260,7 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+@functools.cache
 def pip_supports_python_option() -> bool:
     """pip 22.3 and newer take --python; older ones cannot install into another environment."""
     result = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
