@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmlearning.swop.process_runtime import ProcessRuntime, safe_name
+from swarmlearning.swop.process_runtime import ProcessRuntime, safe_name, visible_gpus
 from swarmlearning.swop.profile import parse_profile
 from swarmlearning.swop.tasks import TaskContext, TaskDefinition, TaskFailed, clip
 from swarmlearning.swop.userenv import EnvBuilder, UserEnv, join_steps
@@ -139,3 +139,12 @@ def test_env_expands_earlier_values_and_the_swop_environment(tmp_path: Path,
     build, _ = builder(tmp_path, None)
     env = build.build(["ENV TOOLS=/opt/tools", "ENV PATH=${TOOLS}/bin:$PATH NONE=$NOT_SET."])
     assert env.env == {"TOOLS": "/opt/tools", "PATH": "/opt/tools/bin:/usr/bin", "NONE": "."}
+
+
+def test_gpus_become_cuda_visible_devices() -> None:
+    assert visible_gpus({}) is None
+    assert visible_gpus({"gpus": "all"}) is None
+    assert visible_gpus({"gpus": "2"}) == "0,1"
+    assert visible_gpus({"gpus": '"device=3,5"'}) == "3,5"
+    with pytest.raises(TaskFailed, match="expected all, a count or device=IDS"):
+        visible_gpus({"gpus": "many"})

@@ -7,7 +7,9 @@
   absolute container paths (WorkingDir, PrivateContent, SharedContent) mapped under its own
   sandbox (`sandbox`), runs Entrypoint + Command in WorkingDir with the task's Envvars overridden
   by the node's `usrenvvars`, and finds its SL through SL_REQUEST_CHANNEL. Both processes carry
-  SWOP_TASK_DIR, the task's directory in the SWOP workspace (its logs are there). The SL gets the
+  SWOP_TASK_DIR, the task's directory in the SWOP workspace (its logs are there). A node's
+  `usrcontaineropts` `gpus` becomes the ML's CUDA_VISIBLE_DEVICES; Docker-only settings
+  (network, dns, labels, other container options) do not apply to processes. The SL gets the
   profile's `envvars` and the node's `slenvvars`. A non-zero exit of any ML or SL ends the task
   at once with that process's last log lines.
 """
@@ -36,6 +38,20 @@ SL_READY = "Starting SWARM-LEARNING-FS on port: "
 SL_START_SECONDS = 60.0
 POLL_SECONDS = 0.2
 PYTHON_WORDS = re.compile(r"python(3(\.\d+)?)?")
+
+
+def visible_gpus(options: dict[str, str | None]) -> str | None:
+    """CUDA_VISIBLE_DEVICES for the profile's `usrcontaineropts` `gpus` (Docker's syntax:
+    `all`, a count, or `device=3,5`); None leaves the variable as it is."""
+    value = (options.get("gpus") or "").strip().strip('"')
+    if not value or value == "all":
+        return None
+    if value.isdigit():
+        return ",".join(str(i) for i in range(int(value)))
+    for part in value.split(","):
+        if part.startswith("device="):
+            return value.split("device=", 1)[1]
+    raise TaskFailed(f"usrcontaineropts gpus {value!r}: expected all, a count or device=IDS")
 
 
 def safe_name(name: str) -> str:
@@ -289,6 +305,9 @@ class ProcessRuntime:
             env["VIRTUAL_ENV"] = str(user_env.path)
         env.update(SL_REQUEST_CHANNEL=str(self.channels / f"n{node.idx}.sock"),
                    PYTHONUNBUFFERED="1", SWOP_TASK_DIR=str(ctx.workdir))
+        gpus = visible_gpus(node.usrcontaineropts)
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
         command = self._command(body, user_env, env["PATH"], sandbox)
         ctx.log(f"starting ML {node.ml_name}: {' '.join(command)} (in {workdir})")
         return Child(node.ml_name, command, cwd=workdir, env=env,
