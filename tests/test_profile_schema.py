@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
 
 from swarmlearning.schemas import (
     DefinitionError,
@@ -19,6 +18,7 @@ from swarmlearning.schemas import (
 from swci.check import check_yaml, yaml_kind
 
 from .hpe_examples import hpe_files
+from .schema_checks import check_described_schema
 from .test_golden import run_swci
 
 DATA = Path(__file__).parent / "data" / "swop"
@@ -326,24 +326,8 @@ def test_identical_nodes_are_refused() -> None:
 
 
 def test_schema_is_valid_and_every_property_is_described() -> None:
-    schema = load_schema("profile")
-    Draft202012Validator.check_schema(schema)
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    schema = check_described_schema("profile")
     assert schema["additionalProperties"] is False
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for name, sub in node.get("properties", {}).items():
-                assert "description" in sub, f"{where}.properties.{name} has no description"
-            for name, sub in node.get("$defs", {}).items():
-                assert "description" in sub, f"{where}.$defs.{name} has no description"
-            for sub_name, sub in node.items():
-                walk(sub, f"{where}.{sub_name}")
-        elif isinstance(node, list):
-            for index, sub in enumerate(node):
-                walk(sub, f"{where}[{index}]")
-
-    walk(schema, "profile")
 
 
 def test_required_lists_are_hpes() -> None:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
 from swarmlearning.schemas import (
     DefinitionError,
     Problem,
     check_against,
     format_path,
-    load_schema,
     load_yaml_with_marks,
     parse_task_body,
     task_body_lines,
@@ -24,6 +21,7 @@ from swarmlearning.schemas import (
 )
 
 from .hpe_examples import hpe_files
+from .schema_checks import check_described_schema
 
 # -- HPE's own example task files ------------------------------------------------------------------
 # They are not copied into this repository. Point HPE_SWARM_LEARNING_DIR at a checkout of
@@ -414,24 +412,8 @@ def test_format_path() -> None:
 
 
 def test_schema_is_valid_and_every_property_is_described() -> None:
-    schema = load_schema("task")
-    Draft202012Validator.check_schema(schema)
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for name, sub in node.get("properties", {}).items():
-                assert "description" in sub, f"{where}.properties.{name} has no description"
-            for name, sub in node.get("$defs", {}).items():
-                assert "description" in sub, f"{where}.$defs.{name} has no description"
-            for key, sub in node.items():
-                if key != "allOf":  # the if/then switches on TaskType; their $defs are checked
-                    walk(sub, f"{where}.{key}")
-        elif isinstance(node, list):
-            for index, sub in enumerate(node):
-                walk(sub, f"{where}[{index}]")
-
-    walk(schema, "task")
+    # the if/then switches on TaskType; their $defs are checked
+    check_described_schema("task", skip_keys=("allOf",))
 
 
 def test_unknown_schema_name() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output, table
@@ -16,21 +18,26 @@ def _workspace(interp: Interpreter):  # noqa: ANN202 - imported lazily: the runt
     return Workspace(interp.state.workspace_dir())
 
 
+def _started(interp: Interpreter, out: Output, what: str,
+             start: Callable[[Any], Any]) -> Any:
+    """Run `start(workspace)` with a progress message; a failure becomes the command's error."""
+    from swarmlearning.nodes.workspace import NodeError
+
+    out.status(f"Starting {what} ...")
+    try:
+        return start(_workspace(interp))
+    except (NodeError, OSError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+
+
 @handles(c.StartSn, "Start a Swarm Network node here, as a background process under the "
                     "workspace. SENTINEL starts a new swarm; SENTINEL IP joins the sentinel at "
                     "that address; with neither, it joins the workspace's sentinel or becomes it.")
 def start_sn(interp: Interpreter, cmd: c.StartSn, out: Output) -> None:
-    from swarmlearning.nodes.workspace import NodeError
-
-    workspace = _workspace(interp)
-    out.status(f"Starting SN {cmd.node_name} ...")
-    try:
-        record = workspace.start_sn(cmd.node_name, sentinel=cmd.is_sentinel,
-                                    sentinel_ip=cmd.sentinel_ip, sentinel_port=cmd.sentinel_port,
-                                    api_port=cmd.api_port or 30304,
-                                    p2p_port=cmd.p2p_port or 30303)
-    except (NodeError, OSError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
+    record = _started(interp, out, f"SN {cmd.node_name}", lambda ws: ws.start_sn(
+        cmd.node_name, sentinel=cmd.is_sentinel, sentinel_ip=cmd.sentinel_ip,
+        sentinel_port=cmd.sentinel_port, api_port=cmd.api_port or 30304,
+        p2p_port=cmd.p2p_port or 30303))
     role = "SENTINEL" if record.role == "sentinel" else "SN"
     out.line(f"{role} {record.name} STARTED : pid {record.pid}, API "
              f"{record.host}:{record.ports['api']}")
@@ -54,15 +61,9 @@ def stop_sn(interp: Interpreter, cmd: c.StopSn, out: Output) -> None:
                     "ML runs that command beside it with SL_REQUEST_CHANNEL set, and the SL "
                     "exits when it ends; without ML, point your program at the channel shown.")
 def start_sl(interp: Interpreter, cmd: c.StartSl, out: Output) -> None:
-    from swarmlearning.nodes.workspace import NodeError
-
-    workspace = _workspace(interp)
-    out.status(f"Starting SL {cmd.node_name} ...")
-    try:
-        record = workspace.start_sl(cmd.node_name, sn=cmd.sn_node, fs_port=cmd.fs_port or 30305,
-                                    ml_cmd=cmd.ml_command or "")
-    except (NodeError, OSError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
+    record = _started(interp, out, f"SL {cmd.node_name}", lambda ws: ws.start_sl(
+        cmd.node_name, sn=cmd.sn_node, fs_port=cmd.fs_port or 30305,
+        ml_cmd=cmd.ml_command or ""))
     out.line(f"SL {record.name} STARTED : pid {record.pid}, file server "
              f"{record.host}:{record.ports['fs']}")
     out.line(f"CHANNEL : SL_REQUEST_CHANNEL={record.data_dir}/channel.sock")
@@ -80,15 +81,8 @@ def stop_sl(interp: Interpreter, cmd: c.StopSl, out: Output) -> None:
                       "SWOP's user directory), attached to a local SN (by name; default: the "
                       "sentinel). It listens on the profile's taskrunner.")
 def start_swop(interp: Interpreter, cmd: c.StartSwop, out: Output) -> None:
-    from swarmlearning.nodes.workspace import NodeError
-
-    workspace = _workspace(interp)
-    out.status(f"Starting SWOP {cmd.node_name} ...")
-    try:
-        record = workspace.start_swop(cmd.node_name, interp.state.resolve(cmd.profile_file),
-                                      sn=cmd.sn_node)
-    except (NodeError, OSError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
+    record = _started(interp, out, f"SWOP {cmd.node_name}", lambda ws: ws.start_swop(
+        cmd.node_name, interp.state.resolve(cmd.profile_file), sn=cmd.sn_node))
     out.line(f"SWOP {record.name} STARTED : pid {record.pid}")
     out.line(f"LOG : {record.log}")
 
