@@ -3,6 +3,12 @@
 Sockets are bound before uvicorn starts, so a port in use is a clear error naming the port, not
 a log line from deep inside uvicorn. SIGTERM and SIGINT stop every server of the process
 gracefully; `on_ready` runs once all of them listen.
+
+uvicorn does not hand the client certificate to the application. The protocol class is wrapped
+so that each connection records its peer's certificate, after the TLS handshake, under the
+connection's (server address, client address) pair; `peer_certificate(scope)` finds it for a
+request. The key is the TCP connection itself, so nothing a client sends can change whose
+certificate a request is attributed to.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import anyio.to_thread
 import uvicorn
 
 WORKER_THREADS = 256
+_PEERS: dict[tuple[Any, Any], bytes] = {}
 
 
 class PortInUse(OSError):
@@ -52,6 +59,35 @@ def bind(host: str, port: int, label: str) -> socket.socket:
     return sock
 
 
+def peer_certificate(scope: dict[str, Any]) -> bytes | None:
+    """The DER certificate the client of this request's connection presented, or None."""
+    server, client = scope.get("server"), scope.get("client")
+    if not server or not client:
+        return None
+    return _PEERS.get((tuple(server), tuple(client)))
+
+
+def _recording(protocol_class: type) -> type:
+    """`protocol_class` (uvicorn's HTTP protocol) recording each connection's peer certificate."""
+
+    class PeerRecording(protocol_class):  # type: ignore[misc, valid-type]
+        _peer_key: tuple[Any, Any] | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and self.server and self.client:
+                self._peer_key = (tuple(self.server), tuple(self.client))
+                _PEERS[self._peer_key] = ssl_object.getpeercert(binary_form=True)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._peer_key is not None:
+                _PEERS.pop(self._peer_key, None)
+            super().connection_lost(exc)
+
+    return PeerRecording
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to serve_all."""
 
@@ -71,6 +107,7 @@ def serve_all(listeners: list[Listener], tls: ssl.SSLContext,
                                 timeout_graceful_shutdown=5)
         config.load()
         config.ssl = tls
+        config.http_protocol_class = _recording(config.http_protocol_class)
         servers.append(_QuietServer(config))
 
     async def main() -> None:

@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swci",
         description="SWCI, the Swarm Learning command interface. Without options: an "
                     "interactive shell (or batch mode when commands are piped in). "
-                    "Subcommands: run-sn, run-sl, run-swop, gen-cert, stop-swarm (each has "
-                    "--help).")
+                    "Subcommands: run-sn, run-sl, run-swop, serve, gen-cert, stop-swarm (each "
+                    "has --help). SWCI_MODE=WEB means serve.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--init-script", "--init-script-name", metavar="FILE",
                       default=os.environ.get("SWCI_STARTUP_SCRIPT"),
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
+    if os.environ.get("SWCI_MODE", "").strip().upper() == "WEB":
+        return SUBCOMMANDS["serve"](argv)
     args = build_parser().parse_args(argv)
     if args.check:
         problems = [problem for path in args.check for problem in check_file(path)]

@@ -1,4 +1,5 @@
-"""swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, gen-cert, stop-swarm.
+"""swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, gen-cert,
+stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -86,6 +87,12 @@ def run_swop(argv: list[str]) -> int:
     return main(argv)
 
 
+def serve(argv: list[str]) -> int:
+    from swci.web.server import main
+
+    return main(argv)
+
+
 def _workspace_path(value: str | None) -> Path:
     import os
 
@@ -96,6 +103,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run-sn": run_sn,
     "run-sl": run_sl,
     "run-swop": run_swop,
+    "serve": serve,
     "gen-cert": gen_cert,
     "stop-swarm": stop_swarm,
 }

@@ -26,6 +26,9 @@ class Output(Protocol):
     def mark(self, text: str = "#") -> None:
         """A progress mark added to the current line of marks (batch waits print `#`)."""
 
+    def data(self, kind: str, value: object) -> None:
+        """The structured result behind the lines (for the web API's typed clients)."""
+
 
 class StreamOutput:
     """Writes to a text stream; progress is shown in place when the stream is a terminal."""
@@ -67,6 +70,9 @@ class StreamOutput:
             self.stream.flush()
             self._status_shown = True
 
+    def data(self, kind: str, value: object) -> None:
+        pass
+
     def mark(self, text: str = "#") -> None:
         if not self._marks_open:
             self._clear_status()
@@ -81,7 +87,11 @@ class CollectingOutput:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.values: dict[str, object] = {}
         self._marks: int | None = None
+
+    def data(self, kind: str, value: object) -> None:
+        self.values[kind] = value
 
     def line(self, text: str = "") -> None:
         self.lines.append(f"{INDENT}{text}".rstrip())

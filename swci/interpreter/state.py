@@ -39,6 +39,7 @@ class SessionState:
     counter: int = 0
     previous_cwd: Path | None = None
     workspace: Path | None = None
+    uploads: Path | None = None  # web mode: where this client's uploaded task files are
 
     def workspace_dir(self) -> Path:
         """Where local nodes live: --workspace, SWARM_WORKSPACE, or ./.swarm from the start."""

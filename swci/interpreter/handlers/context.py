@@ -57,6 +57,9 @@ def list_contexts(interp: Interpreter, cmd: c.ListContexts, out: Output) -> None
     items = [{"": "*" if name == interp.state.current else "", "CONTEXT": name,
               "API SERVER": ctx.service or ctx.endpoint}
              for name, ctx in sorted(interp.state.contexts.items())]
+    out.data("contexts", [{"name": name, "host": ctx.host, "port": ctx.port,
+                           "service": ctx.service, "current": name == interp.state.current}
+                          for name, ctx in sorted(interp.state.contexts.items())])
     rows(out, items, empty="No contexts yet: CREATE CONTEXT <name> WITH IP <ip>")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 from typing import Any
 
 from swci.interpreter.handlers.format import fields, rows
@@ -18,6 +19,12 @@ TERMINAL_STATES = ("COMPLETE", "ERROR", "IDLE")
 DEFAULT_MAX_WAIT_MINUTES = 120.0
 POLL_SECONDS = 2.0
 
+def _data(out: Output, kind: str, value: Any) -> Any:
+    """Hand the structured result to the output (the web API returns it as DATA), pass it on."""
+    out.data(kind, value)
+    return value
+
+
 # -- nodes ----------------------------------------------------------------------------------------
 
 
@@ -25,6 +32,7 @@ POLL_SECONDS = 2.0
                       "parent SN and last sign of life.")
 def list_nodes(interp: Interpreter, cmd: c.ListNodes, out: Output) -> None:
     nodes = interp.network().list_nodes()
+    out.data("nodes", nodes)
     out.line(", ".join(NODE_COLUMNS))
     for node in nodes:
         out.line(", ".join(str(node.get(column, "")) for column in NODE_COLUMNS))
@@ -41,23 +49,24 @@ def create_contract(interp: Interpreter, cmd: c.CreateContract, out: Output) -> 
 
 @handles(c.ListContracts, "List the training contracts.")
 def list_contracts(interp: Interpreter, cmd: c.ListContracts, out: Output) -> None:
-    rows(out, interp.network().list_contracts())
+    rows(out, _data(out, "contracts", interp.network().list_contracts()))
 
 
 @handles(c.GetContractInfo, "Show a training contract's static information.")
 def get_contract_info(interp: Interpreter, cmd: c.GetContractInfo, out: Output) -> None:
-    fields(out, interp.network().contract_info(cmd.training_contract_name))
+    fields(out, _data(out, "contract", interp.network().contract_info(cmd.training_contract_name)))
 
 
 @handles(c.GetContractStatus, "Show a training contract's state.")
 def get_contract_status(interp: Interpreter, cmd: c.GetContractStatus, out: Output) -> None:
-    fields(out, interp.network().contract_status(cmd.training_contract_name))
+    fields(out, _data(out, "contract_status",
+                      interp.network().contract_status(cmd.training_contract_name)))
 
 
 @handles(c.Perfdata, "Show, per SL-ML pair of a training, its leader status, loss, metric and "
                      "epochs.")
 def perfdata(interp: Interpreter, cmd: c.Perfdata, out: Output) -> None:
-    rows(out, interp.network().perfdata(cmd.training_contract_name),
+    rows(out, _data(out, "perfdata", interp.network().perfdata(cmd.training_contract_name)),
          empty="No performance data yet")
 
 
@@ -72,11 +81,15 @@ def reset_contract(interp: Interpreter, cmd: c.ResetContract, out: Output) -> No
 
 
 def load_task_definition(interp: Interpreter, path: str, out: Output) -> dict[str, Any]:
-    """Read a task YAML (relative to the working directory) and check it against HPE's task
-    schema; each problem is printed as file:line:col: field path: message."""
+    """Read a task YAML (relative to the working directory, or else, in web mode, one the client
+    uploaded) and check it against HPE's task schema; each problem is printed as
+    file:line:col: field path: message."""
     from swarmlearning.schemas import DefinitionError, task_body_lines, validate_document
 
     target = interp.state.resolve(path)
+    uploads = interp.state.uploads
+    if not target.exists() and uploads is not None and (uploads / Path(path).name).is_file():
+        target = uploads / Path(path).name  # a file sent with /uploadTaskDef
     try:
         text = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -130,18 +143,19 @@ def delete_task(interp: Interpreter, cmd: c.DeleteTask, out: Output) -> None:
 
 @handles(c.GetTaskInfo, "Show a task's header: type, author, prerequisite, outcome, state.")
 def get_task_info(interp: Interpreter, cmd: c.GetTaskInfo, out: Output) -> None:
-    fields(out, interp.network().task_info(cmd.task_name))
+    fields(out, _data(out, "task", interp.network().task_info(cmd.task_name)))
 
 
 @handles(c.GetTaskBody, "Print a task's body as numbered lines.")
 def get_task_body(interp: Interpreter, cmd: c.GetTaskBody, out: Output) -> None:
-    for index, line in enumerate(interp.network().task_body(cmd.task_name)):
+    body = _data(out, "task_body", interp.network().task_body(cmd.task_name))
+    for index, line in enumerate(body):
         out.line(f"{index:04d}: {line}")
 
 
 @handles(c.ListTasks, "List the tasks, ROOTTASK first.")
 def list_tasks(interp: Interpreter, cmd: c.ListTasks, out: Output) -> None:
-    for task in interp.network().list_tasks():
+    for task in _data(out, "tasks", interp.network().list_tasks()):
         out.line(str(task.get("NAME", task)) if isinstance(task, dict) else str(task))
 
 
@@ -156,12 +170,12 @@ def create_taskrunner(interp: Interpreter, cmd: c.CreateTaskrunner, out: Output)
 
 @handles(c.ListTaskrunners, "List the taskrunners.")
 def list_taskrunners(interp: Interpreter, cmd: c.ListTaskrunners, out: Output) -> None:
-    rows(out, interp.network().list_taskrunners())
+    rows(out, _data(out, "taskrunners", interp.network().list_taskrunners()))
 
 
 @handles(c.GetTaskrunnerInfo, "Show a taskrunner's static information.")
 def get_taskrunner_info(interp: Interpreter, cmd: c.GetTaskrunnerInfo, out: Output) -> None:
-    fields(out, interp.network().taskrunner_info(cmd.taskrunner_name))
+    fields(out, _data(out, "taskrunner", interp.network().taskrunner_info(cmd.taskrunner_name)))
 
 
 @handles(c.AssignTask, "Start a finalized task on an idle taskrunner; <PeersNeeded> peers must "
@@ -190,7 +204,8 @@ HIDDEN_STATUS_FIELDS = ("FAILURE_DETAILS", "GENERATION", "TARGET")
 
 @handles(c.GetTaskrunnerStatus, "Show a taskrunner's current task, its state and its peers.")
 def get_taskrunner_status(interp: Interpreter, cmd: c.GetTaskrunnerStatus, out: Output) -> None:
-    status = interp.network().taskrunner_status(cmd.taskrunner_name)
+    status = _data(out, "taskrunner_status",
+                   interp.network().taskrunner_status(cmd.taskrunner_name))
     shown = {k: v for k, v in status.items() if k not in HIDDEN_STATUS_FIELDS}
     if status.get("TARGET"):
         shown["TARGET"] = status["TARGET"]
@@ -201,9 +216,10 @@ def get_taskrunner_status(interp: Interpreter, cmd: c.GetTaskrunnerStatus, out: 
                                     "the evidence of a failure (the last lines of its log).")
 def get_taskrunner_peer_status(interp: Interpreter, cmd: c.GetTaskrunnerPeerStatus,
                                out: Output) -> None:
-    status = interp.network().taskrunner_peer_status(cmd.taskrunner_name, cmd.swop_peer)
-    detail = str(status.pop("SWOP_PEER_DETAIL", "") or "")
-    fields(out, status)
+    status = _data(out, "taskrunner_peer",
+                   interp.network().taskrunner_peer_status(cmd.taskrunner_name, cmd.swop_peer))
+    detail = str(status.get("SWOP_PEER_DETAIL", "") or "")
+    fields(out, {k: v for k, v in status.items() if k != "SWOP_PEER_DETAIL"})
     for text in detail.splitlines():
         out.line(f"    | {text}")
 
@@ -211,7 +227,8 @@ def get_taskrunner_peer_status(interp: Interpreter, cmd: c.GetTaskrunnerPeerStat
 @handles(c.ListTaskrunnerPeers, "List the SWOPs enrolled on a taskrunner.")
 def list_taskrunner_peers(interp: Interpreter, cmd: c.ListTaskrunnerPeers, out: Output) -> None:
     peers = [{k: v for k, v in peer.items() if k != "SWOP_PEER_DETAIL"}
-             for peer in interp.network().taskrunner_peers(cmd.taskrunner_name)]
+             for peer in _data(out, "taskrunner_peers",
+                               interp.network().taskrunner_peers(cmd.taskrunner_name))]
     rows(out, peers, empty="No SWOP is enrolled")
 
 

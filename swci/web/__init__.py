@@ -1,0 +1,1 @@
+"""SWCI web mode: the interpreter behind HTTPS with mutual TLS (HPE's /exec and /uploadTaskDef)."""
