@@ -28,7 +28,8 @@ from swarmlearning.identity.tls import Identity
 DEFAULT_WORKSPACE = ".swarm"
 READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
                "sl": "Starting SWARM-LEARNING-FS on port: ",
-               "swop": "Starting SWARM-OPERATOR on taskrunner: "}
+               "swop": "Starting SWARM-OPERATOR on taskrunner: ",
+               "swci": "Starting SWCI-WEB-API on port: "}
 STOP_ORDER = ("swci", "swop", "sl", "sn")
 # a SWOP stops its task's ML programs, then its SLs (10 s grace each) before it exits
 SWOP_STOP_GRACE = 40.0
@@ -60,7 +61,7 @@ class NodeRecord:
             cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
         except OSError:
             return _pid_alive(self.pid)
-        if b"swarmlearning" not in cmdline:
+        if b"swarmlearning" not in cmdline and b"swci" not in cmdline:
             return False
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
@@ -209,6 +210,20 @@ class Workspace:
                    "--capath", str(ident.capath), "--data-dir", str(data_dir), "--name", name,
                    "--runtime", runtime]
         return self._start(name, "swop", command, data_dir, host, {}, "swop", timeout)
+
+    def start_web(self, name: str = "swci-web", *, port: int = 30306,
+                  usr_dir: Path | None = None, host: str = "127.0.0.1",
+                  timeout: float = 60.0) -> NodeRecord:
+        """Start the SWCI web API (`swci serve`) with the workspace's swci certificate."""
+        ident = self.identity("swci")
+        data_dir = self.root / "data" / name
+        command = [sys.executable, "-m", "swci", "serve", "--host", host, "--port", str(port),
+                   "--workspace", str(self.root), "--data-dir", str(data_dir),
+                   "--cert", str(ident.cert), "--key", str(ident.key),
+                   "--capath", str(ident.capath)]
+        if usr_dir is not None:
+            command += ["--usr-dir", str(usr_dir)]
+        return self._start(name, "swci", command, data_dir, host, {"web": port}, "web", timeout)
 
     def _start(self, name: str, kind: str, command: list[str], data_dir: Path, host: str,
                ports: dict[str, int], role: str, timeout: float) -> NodeRecord:
