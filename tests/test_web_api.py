@@ -119,7 +119,8 @@ def test_uploads_are_found_by_create_task_from_and_kept_apart(app) -> None:  # n
     async def scenario() -> None:
         async with client(app) as web:
             reply = await web.post("/uploadTaskDef", files={"file": ("web_task.yaml", TASK)})
-            assert reply.json() == {"CONTENT": ["TASK DEFINITION UPLOADED : web_task.yaml"]}
+            assert reply.json() == {"CONTENT": ["TASK DEFINITION UPLOADED : web_task.yaml"],
+                                    "DATA": {"uploaded": "web_task.yaml"}}
         await execute(app, "CREATE CONTEXT lab WITH IP 127.0.0.1")
         await execute(app, "SWITCH CONTEXT lab")
         found = await execute(app, "CREATE TASK FROM web_task.yaml")

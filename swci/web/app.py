@@ -130,7 +130,7 @@ def build_app(sessions: Sessions, certificate: Callable[[dict[str, Any]], bytes 
         except UnicodeDecodeError:
             return _refusal(422, f"{name} is not UTF-8 text")
         await anyio.to_thread.run_sync(_store, session.uploads, name, content)
-        return _answer([f"TASK DEFINITION UPLOADED : {name}"])
+        return _answer([f"TASK DEFINITION UPLOADED : {name}"], data={"uploaded": name})
 
     async def whoami(request: Request) -> JSONResponse:
         session = session_of(request)

@@ -110,15 +110,15 @@ def load_task_definition(interp: Interpreter, path: str, out: Output) -> dict[st
 def create_task_from(interp: Interpreter, cmd: c.CreateTaskFrom, out: Output) -> None:
     definition = load_task_definition(interp, cmd.task_def_file, out)
     out.line("Task definition is valid")
-    interp.network().register_task(definition)
+    _data(out, "task", interp.network().register_task(definition))
     out.line(f"Task Registered : {definition['Name']}")
 
 
 @handles(c.CreateTask, "Register an empty task header; APPEND TASK BODY fills it in.")
 def create_task(interp: Interpreter, cmd: c.CreateTask, out: Output) -> None:
-    interp.network().create_task({"Name": cmd.task_name, "TaskType": cmd.task_type,
-                                  "Author": cmd.author, "Prereq": cmd.prereq,
-                                  "Outcome": cmd.outcome})
+    _data(out, "task", interp.network().create_task({
+        "Name": cmd.task_name, "TaskType": cmd.task_type, "Author": cmd.author,
+        "Prereq": cmd.prereq, "Outcome": cmd.outcome}))
     out.line(f"Task Registered : {cmd.task_name}")
 
 
@@ -181,20 +181,23 @@ def get_taskrunner_info(interp: Interpreter, cmd: c.GetTaskrunnerInfo, out: Outp
 @handles(c.AssignTask, "Start a finalized task on an idle taskrunner; <PeersNeeded> peers must "
                        "succeed (SL-ML pairs for RUN_SWARM, SWOPs otherwise).")
 def assign_task(interp: Interpreter, cmd: c.AssignTask, out: Output) -> None:
-    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, peers=cmd.peers_needed)
+    _data(out, "taskrunner_status", interp.network().assign_task(
+        cmd.taskrunner_name, cmd.task_name, peers=cmd.peers_needed))
     out.line("Task assigned to TaskRunner")
 
 
 @handles(c.AssignTaskAllPeers, "Start a task on every SWOP listening on the taskrunner.")
 def assign_task_all_peers(interp: Interpreter, cmd: c.AssignTaskAllPeers, out: Output) -> None:
-    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, all_peers=True)
+    _data(out, "taskrunner_status", interp.network().assign_task(
+        cmd.taskrunner_name, cmd.task_name, all_peers=True))
     out.line("Task assigned to TaskRunner")
 
 
 @handles(c.AssignTaskTarget, "Run a task on one SWOP (UID from LIST NODES): adds it to a running "
                              "task or retries its failed part.")
 def assign_task_target(interp: Interpreter, cmd: c.AssignTaskTarget, out: Output) -> None:
-    interp.network().assign_task(cmd.taskrunner_name, cmd.task_name, target=cmd.swop_uid)
+    _data(out, "taskrunner_status", interp.network().assign_task(
+        cmd.taskrunner_name, cmd.task_name, target=cmd.swop_uid))
     out.line("Task assigned to TaskRunner")
 
 
