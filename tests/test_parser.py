@@ -98,6 +98,8 @@ GOOD = [
      c.StartSn(node_name="sn2", sentinel="SENTINEL", sentinel_ip="10.0.0.5", sentinel_port=31304,
                api_port=32304, p2p_port=32303)),
     ("START SN sn3 API PORT 40000", c.StartSn(node_name="sn3", api_port=40000)),
+    ("START SN sn4 API PORT 31304 P2P PORT 31303 ORG hospital-b",
+     c.StartSn(node_name="sn4", api_port=31304, p2p_port=31303, org_name="hospital-b")),
     ("STOP SN sn1", c.StopSn(node_name="sn1")),
     ("START SL sl1", c.StartSl(node_name="sl1")),
     ('start sl sl2 sn sn2 fs port 31305 ml "python train.py --epochs 3"',

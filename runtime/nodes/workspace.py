@@ -1,6 +1,8 @@
 """Local nodes as real processes under a workspace directory.
 
     <workspace>/pki/                 throwaway PKI, made on first use (gen-cert layout)
+    <workspace>/pki/orgs/<org>/      another organisation's PKI (START SN ... ORG <org>); every
+                                     organisation of the workspace trusts every other one
     <workspace>/nodes/<name>.json    one record per started node: kind, pid, ports, command
     <workspace>/logs/<name>.log      its log (stdout and stderr)
     <workspace>/data/<name>/         its data directory (an SN's chain lives here)
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from swarmlearning.identity.pki import PkiLayout, generate_pki
+from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki
 from swarmlearning.identity.tls import Identity
 
 DEFAULT_WORKSPACE = ".swarm"
@@ -31,6 +34,7 @@ READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
                "swop": "Starting SWARM-OPERATOR on taskrunner: ",
                "swci": "Starting SWCI-WEB-API on port: "}
 STOP_ORDER = ("swci", "swop", "sl", "sn")
+DEFAULT_ORG = "swarm-local"
 # a SWOP stops its task's ML programs, then its SLs (10 s grace each) before it exits
 SWOP_STOP_GRACE = 40.0
 PKI_INDEX = 1
@@ -54,6 +58,7 @@ class NodeRecord:
     ports: dict[str, int] = field(default_factory=dict)
     role: str = ""
     started: float = 0.0
+    org: str = ""
 
     def running(self) -> bool:
         """True while the pid is alive and still one of ours (not a reused pid)."""
@@ -90,16 +95,49 @@ class Workspace:
     def nodes_dir(self) -> Path:
         return self.root / "nodes"
 
-    def pki(self) -> PkiLayout:
-        """The workspace PKI, made on first use: every local node and this shell trust it."""
-        layout_root = self.root / "pki"
-        layout = PkiLayout(root=layout_root / "cert", index=PKI_INDEX)
-        if not layout.cert("swci").exists():
-            layout = generate_pki(layout_root, "swarm-local", PKI_INDEX)
+    def pki(self, org: str | None = None) -> PkiLayout:
+        """An organisation's PKI (default: the workspace's own), made on first use. A new
+        organisation and every existing one add each other's CA to their capath, as two real
+        organisations would by exchanging CA certificates."""
+        if not org or org == DEFAULT_ORG:
+            layout = PkiLayout(root=self.root / "pki" / "cert", index=PKI_INDEX)
+            if not layout.cert("swci").exists():
+                layout = generate_pki(self.root / "pki", DEFAULT_ORG, PKI_INDEX)
+                self._exchange_cas(layout)
+            return layout
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", org):
+            raise NodeError(f"organisation name {org!r}: use letters, digits, '.', '_', '-'")
+        known = self._orgs()
+        if org in known:
+            return known[org]
+        index = max([PKI_INDEX, *(layout.index for layout in known.values())]) + 1
+        directory = self.root / "pki" / "orgs" / org
+        layout = generate_pki(directory, org, index)
+        (directory / "index").write_text(f"{index}\n", encoding="utf-8")
+        self._exchange_cas(layout)
         return layout
 
-    def identity(self, component: str) -> Identity:
-        layout = self.pki()
+    def _orgs(self) -> dict[str, PkiLayout]:
+        """The other organisations' PKIs, by name."""
+        orgs = self.root / "pki" / "orgs"
+        found = {}
+        for directory in sorted(orgs.iterdir()) if orgs.is_dir() else ():
+            index_file = directory / "index"
+            if index_file.exists():
+                found[directory.name] = PkiLayout(root=directory / "cert",
+                                                  index=int(index_file.read_text().strip()))
+        return found
+
+    def _exchange_cas(self, new: PkiLayout) -> None:
+        own = PkiLayout(root=self.root / "pki" / "cert", index=PKI_INDEX)
+        for other in [own, *self._orgs().values()]:
+            if other.root == new.root or not other.ca_cert.exists():
+                continue
+            add_trusted_ca(other.capath, new.ca_cert)
+            add_trusted_ca(new.capath, other.ca_cert)
+
+    def identity(self, component: str, org: str | None = None) -> Identity:
+        layout = self.pki(org)
         return Identity(cert=layout.cert(component), key=layout.key(component),
                         capath=layout.capath)
 
@@ -141,15 +179,17 @@ class Workspace:
     def start_sn(self, name: str, *, sentinel_ip: str | None = None,
                  sentinel_port: int | None = None, sentinel: bool | None = None,
                  api_port: int = 30304, p2p_port: int = 30303, host: str = "127.0.0.1",
-                 timeout: float = 60.0) -> NodeRecord:
-        """Start an SN. With neither `sentinel` nor `sentinel_ip`, it joins the workspace's
-        running sentinel, or becomes the sentinel when there is none."""
+                 org: str | None = None, timeout: float = 60.0) -> NodeRecord:
+        """Start an SN of an organisation (default: the workspace's own). With neither
+        `sentinel` nor `sentinel_ip`, it joins the workspace's running sentinel, or becomes the
+        sentinel when there is none."""
         if sentinel_ip is None and not sentinel:
             local = self.running_sentinel()
             if local is not None:
                 sentinel_ip, sentinel_port = local.host, local.ports["api"]
         role = "sentinel" if sentinel_ip is None else "sn"
-        ident = self.identity("sn")
+        org = org or DEFAULT_ORG
+        ident = self.identity("sn", org)
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.sn", "--host-ip", host,
                    "--sn-api-port", str(api_port), "--sn-p2p-port", str(p2p_port),
@@ -161,7 +201,7 @@ class Workspace:
             command += ["--sentinel-ip", str(sentinel_ip),
                         "--sentinel-api-port", str(sentinel_port or 30304)]
         return self._start(name, "sn", command, data_dir, host,
-                           {"api": api_port, "p2p": p2p_port}, role, timeout)
+                           {"api": api_port, "p2p": p2p_port}, role, timeout, org)
 
     def _parent_sn(self, sn: str | None, command: str) -> NodeRecord:
         if sn is None:
@@ -181,7 +221,7 @@ class Workspace:
                  timeout: float = 60.0) -> NodeRecord:
         """Start an SL registered with a running local SN (by name; default: the sentinel)."""
         parent = self._parent_sn(sn, "START SL")
-        ident = self.identity("sl")
+        ident = self.identity("sl", parent.org)
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
                    "--sn-ip", parent.host, "--sn-api-port", str(parent.ports["api"]),
@@ -190,7 +230,8 @@ class Workspace:
                    "--data-dir", str(data_dir), "--name", name]
         if ml_cmd:
             command += ["--ml-cmd", ml_cmd]
-        return self._start(name, "sl", command, data_dir, host, {"fs": fs_port}, "sl", timeout)
+        return self._start(name, "sl", command, data_dir, host, {"fs": fs_port}, "sl", timeout,
+                           parent.org)
 
     def start_swop(self, name: str, profile: Path, *, sn: str | None = None,
                    host: str = "127.0.0.1", runtime: str = "auto",
@@ -201,7 +242,7 @@ class Workspace:
         if not profile.is_file():
             raise NodeError(f"the SWOP profile {profile} does not exist")
         parent = self._parent_sn(sn, "START SWOP")
-        ident = self.identity("swop")
+        ident = self.identity("swop", parent.org)
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.swop", "--usr-dir", str(profile.parent),
                    "--profile-file-name", profile.name, "--sn-ip", parent.host,
@@ -209,7 +250,8 @@ class Workspace:
                    "--cert", str(ident.cert), "--key", str(ident.key),
                    "--capath", str(ident.capath), "--data-dir", str(data_dir), "--name", name,
                    "--runtime", runtime]
-        return self._start(name, "swop", command, data_dir, host, {}, "swop", timeout)
+        return self._start(name, "swop", command, data_dir, host, {}, "swop", timeout,
+                           parent.org)
 
     def start_web(self, name: str = "swci-web", *, port: int = 30306,
                   usr_dir: Path | None = None, host: str = "127.0.0.1",
@@ -226,7 +268,8 @@ class Workspace:
         return self._start(name, "swci", command, data_dir, host, {"web": port}, "web", timeout)
 
     def _start(self, name: str, kind: str, command: list[str], data_dir: Path, host: str,
-               ports: dict[str, int], role: str, timeout: float) -> NodeRecord:
+               ports: dict[str, int], role: str, timeout: float,
+               org: str = DEFAULT_ORG) -> NodeRecord:
         existing = self.record(name)
         if existing is not None and existing.running():
             raise NodeError(f"a node named {name} is already running (pid {existing.pid}); "
@@ -241,7 +284,7 @@ class Workspace:
                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
         record = NodeRecord(name=name, kind=kind, pid=process.pid, command=command,
                             log=str(log_path), data_dir=str(data_dir), host=host, ports=ports,
-                            role=role, started=time.time())
+                            role=role, started=time.time(), org=org)
         self._save(record)
         self._await_ready(record, process, offset, timeout)
         return record

@@ -32,12 +32,15 @@ def _started(interp: Interpreter, out: Output, what: str,
 
 @handles(c.StartSn, "Start a Swarm Network node here, as a background process under the "
                     "workspace. SENTINEL starts a new swarm; SENTINEL IP joins the sentinel at "
-                    "that address; with neither, it joins the workspace's sentinel or becomes it.")
+                    "that address; with neither, it joins the workspace's sentinel or becomes it. "
+                    "ORG makes it (and the SL and SWOP nodes attached to it) part of another "
+                    "organisation, with its own CA; the workspace's organisations trust each "
+                    "other.")
 def start_sn(interp: Interpreter, cmd: c.StartSn, out: Output) -> None:
     record = _started(interp, out, f"SN {cmd.node_name}", lambda ws: ws.start_sn(
         cmd.node_name, sentinel=cmd.is_sentinel, sentinel_ip=cmd.sentinel_ip,
         sentinel_port=cmd.sentinel_port, api_port=cmd.api_port or 30304,
-        p2p_port=cmd.p2p_port or 30303))
+        p2p_port=cmd.p2p_port or 30303, org=cmd.org_name))
     role = "SENTINEL" if record.role == "sentinel" else "SN"
     out.line(f"{role} {record.name} STARTED : pid {record.pid}, API "
              f"{record.host}:{record.ports['api']}")
@@ -108,10 +111,10 @@ def list_local_nodes(interp: Interpreter, cmd: c.ListLocalNodes, out: Output) ->
     if not records:
         out.line(f"No local nodes in {interp.state.workspace_dir()}")
         return
-    rows = [[r.name, r.kind.upper(), r.role.upper(), str(r.pid),
+    rows = [[r.name, r.kind.upper(), r.role.upper(), r.org or "-", str(r.pid),
              ",".join(f"{k}={v}" for k, v in r.ports.items()),
              "RUNNING" if r.running() else "STOPPED",
              dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S")]
             for r in records]
-    for line in table(["NAME", "TYPE", "ROLE", "PID", "PORTS", "STATE", "STARTED"], rows):
+    for line in table(["NAME", "TYPE", "ROLE", "ORG", "PID", "PORTS", "STATE", "STARTED"], rows):
         out.line(line)

@@ -15,6 +15,7 @@ class StartSn(Command, rule="start_sn"):
     sentinel_port: int | None = None
     api_port: int | None = None
     p2p_port: int | None = None
+    org_name: str | None = None
 
     @property
     def is_sentinel(self) -> bool:
