@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,12 +66,43 @@ class Identity:
 
 
 def server_context(identity: Identity) -> ssl.SSLContext:
-    """A TLS >= 1.2 server context that requires a client certificate from a trusted CA."""
+    """A TLS >= 1.2 server context that requires a client certificate from a trusted CA. A CA
+    certificate added to the capath later (another organisation joining) is trusted within
+    seconds, without a restart."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
     _load_identity(context, identity)
+    if identity.capath is not None:
+        follow_capath(context, Path(identity.capath))
     return context
+
+
+def follow_capath(context: ssl.SSLContext, capath: Path, interval: float = 2.0) -> None:
+    """Load CA certificates that appear in `capath` into `context` as they come (a daemon
+    thread; trust is only ever added, as OpenSSL's store allows)."""
+    def known() -> set[tuple[str, int]]:
+        try:
+            return {(entry.name, entry.stat().st_mtime_ns) for entry in capath.iterdir()
+                    if entry.suffix.lower() in CA_SUFFIXES and entry.is_file()}
+        except OSError:
+            return set()
+
+    seen = known()
+
+    def watch() -> None:
+        nonlocal seen
+        while True:
+            time.sleep(interval)
+            now = known()
+            for name, _ in sorted(now - seen):
+                try:
+                    context.load_verify_locations(cafile=str(capath / name))
+                except (ssl.SSLError, OSError):
+                    continue  # a half-written or foreign file: tried again when it changes
+            seen = now
+
+    threading.Thread(target=watch, daemon=True, name="capath").start()
 
 
 def client_context(identity: Identity, *, check_hostname: bool = True) -> ssl.SSLContext:
