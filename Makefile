@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/swci
+	$(BIN)/swci demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

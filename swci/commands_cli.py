@@ -1,4 +1,4 @@
-"""swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, gen-cert,
+"""swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, demo, gen-cert,
 stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
@@ -93,6 +93,12 @@ def serve(argv: list[str]) -> int:
     return main(argv)
 
 
+def demo(argv: list[str]) -> int:
+    from swci.demo import main
+
+    return main(argv)
+
+
 def _workspace_path(value: str | None) -> Path:
     import os
 
@@ -104,6 +110,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run-sl": run_sl,
     "run-swop": run_swop,
     "serve": serve,
+    "demo": demo,
     "gen-cert": gen_cert,
     "stop-swarm": stop_swarm,
 }
