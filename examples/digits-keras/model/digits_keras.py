@@ -82,7 +82,9 @@ def main() -> int:
               "seconds": time.monotonic() - started}
     print(f"peer {peer} final test accuracy {accuracy:.4f}", flush=True)
     if env.get("RESULT_FILE"):
-        Path(env["RESULT_FILE"]).write_text(json.dumps(result), encoding="utf-8")
+        target = Path(env["RESULT_FILE"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result), encoding="utf-8")
     return 0
 
 
