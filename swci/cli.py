@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swci",
         description="SWCI, the Swarm Learning command interface. Without options: an "
                     "interactive shell (or batch mode when commands are piped in). "
-                    "Subcommands: run-sn, run-sl, run-swop, serve, gen-cert, stop-swarm (each "
-                    "has --help). SWCI_MODE=WEB means serve.")
+                    "Subcommands: demo, run-sn, run-sl, run-swop, serve, gen-cert, stop-swarm "
+                    "(each has --help). SWCI_MODE=WEB means serve.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--init-script", "--init-script-name", metavar="FILE",
                       default=os.environ.get("SWCI_STARTUP_SCRIPT"),

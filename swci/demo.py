@@ -51,7 +51,7 @@ def run_swarm(output: Path) -> int:
         code = ExitCode.STOPPED_ON_FAILURE
         raise
     finally:
-        for record in Workspace(workspace).stop_all(grace=5):
+        for record in Workspace(workspace).stop_all(grace=5, keep=True):
             print(f"    stopped {record.kind.upper()} {record.name}", flush=True)
     return int(code or 0)
 

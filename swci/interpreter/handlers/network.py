@@ -209,7 +209,8 @@ HIDDEN_STATUS_FIELDS = ("FAILURE_DETAILS", "GENERATION", "TARGET")
 def get_taskrunner_status(interp: Interpreter, cmd: c.GetTaskrunnerStatus, out: Output) -> None:
     status = _data(out, "taskrunner_status",
                    interp.network().taskrunner_status(cmd.taskrunner_name))
-    shown = {k: v for k, v in status.items() if k not in HIDDEN_STATUS_FIELDS}
+    shown = {k: v for k, v in status.items()
+             if k not in HIDDEN_STATUS_FIELDS and not (k == "SWOPS_NEEDED" and v is None)}
     if status.get("TARGET"):
         shown["TARGET"] = status["TARGET"]
     fields(out, shown)
