@@ -104,7 +104,7 @@ def serve_all(listeners: list[Listener], tls: ssl.SSLContext,
     servers = []
     for item in listeners:
         config = uvicorn.Config(item.app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=2)
         config.load()
         config.ssl = tls
         config.http_protocol_class = _recording(config.http_protocol_class)
