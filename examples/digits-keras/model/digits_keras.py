@@ -12,8 +12,6 @@ RESULT_FILE.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -26,6 +24,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 from digits_split import split  # noqa: E402
+from results import weights_digest as digest  # noqa: E402
+from results import write_result  # noqa: E402
 
 
 def build_model() -> keras.Model:
@@ -39,10 +39,8 @@ def build_model() -> keras.Model:
 
 
 def weights_digest(model: keras.Model) -> str:
-    hasher = hashlib.sha256()
-    for array in model.get_weights():
-        hasher.update(np.ascontiguousarray(array).tobytes())
-    return hasher.hexdigest()
+    return digest((f"{index:04d}", np.ascontiguousarray(array))
+                  for index, array in enumerate(model.get_weights()))
 
 
 def main() -> int:
@@ -81,10 +79,7 @@ def main() -> int:
               "epochs_run": len(history.history.get("loss", [])),
               "seconds": time.monotonic() - started}
     print(f"peer {peer} final test accuracy {accuracy:.4f}", flush=True)
-    if env.get("RESULT_FILE"):
-        target = Path(env["RESULT_FILE"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(result), encoding="utf-8")
+    write_result(result)
     return 0
 
 

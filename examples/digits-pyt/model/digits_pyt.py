@@ -12,8 +12,6 @@ default), SEED (7), START_DELAY (seconds between opening the session and trainin
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -26,6 +24,8 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common"))
 from digits_split import split  # noqa: E402
+from results import weights_digest as digest  # noqa: E402
+from results import write_result  # noqa: E402
 
 
 def build_model() -> nn.Module:
@@ -42,11 +42,7 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def weights_digest(model: nn.Module) -> str:
-    hasher = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        hasher.update(name.encode())
-        hasher.update(tensor.detach().cpu().numpy().tobytes())
-    return hasher.hexdigest()
+    return digest((name, t.detach().cpu().numpy()) for name, t in model.state_dict().items())
 
 
 def main() -> int:
@@ -113,10 +109,7 @@ def main() -> int:
               "train_samples": len(y_train), "weights": weights_digest(model),
               "seconds": time.monotonic() - started}
     print(f"peer {peer} final test accuracy {result['accuracy']:.4f}", flush=True)
-    if env.get("RESULT_FILE"):
-        target = Path(env["RESULT_FILE"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(result), encoding="utf-8")
+    write_result(result)
     return 0
 
 
