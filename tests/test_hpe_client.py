@@ -23,6 +23,8 @@ from swarmlearning.identity.tls import Identity, server_context
 from swarmlearning.swci import Swci, swci, topology, transport
 from swarmlearning.swci import client as client_module
 
+from .conftest import Clock
+
 Reply = list[str] | httpx.Response | Callable[[], list[str] | httpx.Response]
 
 
@@ -410,25 +412,9 @@ def test_is_task_done_raises_when_the_status_fails(server: FakeServer) -> None:
 # -- executeTask -----------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """time.monotonic and time.sleep for executeTask: sleeping moves the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        assert len(self.sleeps) < 1000, "executeTask does not stop polling"
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
     monkeypatch.setattr(client_module, "_monotonic", fake.monotonic)
     monkeypatch.setattr(client_module, "_sleep", fake.sleep)
     return fake
@@ -438,7 +424,7 @@ def status(state: str) -> list[str]:
     return ["TASK       : t", f"TASK_STATE : {state}"]
 
 
-def test_execute_task_polls_reports_and_resets(server: FakeServer, clock: FakeClock,
+def test_execute_task_polls_reports_and_resets(server: FakeServer, clock: Clock,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     server.sequence("get taskrunner status tr", [status("RUNNING"), status("RUNNING"),
                                                  status("COMPLETE")])
@@ -451,7 +437,7 @@ def test_execute_task_polls_reports_and_resets(server: FakeServer, clock: FakeCl
         "get taskrunner status tr",
         "get taskrunner peer status tr 0", "get taskrunner peer status tr 1",
         "reset taskrunner tr"]
-    assert clock.sleeps == [30, 30]
+    assert clock.slept == [30, 30]
     rule = "=" * 40
     assert lines == [*status("COMPLETE"), rule, "PEER 0 : done", rule, "PEER 1 : done", rule]
     printed = capsys.readouterr().out
@@ -460,29 +446,29 @@ def test_execute_task_polls_reports_and_resets(server: FakeServer, clock: FakeCl
     assert "PEER 1 : done" in printed
 
 
-def test_execute_task_uses_hpes_defaults(server: FakeServer, clock: FakeClock) -> None:
+def test_execute_task_uses_hpes_defaults(server: FakeServer, clock: Clock) -> None:
     default_tr = "defaulttaskbb.taskdb.sml.hpe"
     server.sequence(f"get taskrunner status {default_tr}", [status("RUNNING"),
                                                            status("COMPLETE")])
     connect(server).executeTask("t")
     assert server.commands[0] == f"assign task t to {default_tr} with 1 peers"
-    assert clock.sleeps == [120]
+    assert clock.slept == [120]
     assert server.commands[-2:] == [f"get taskrunner peer status {default_tr} 0",
                                     f"reset taskrunner {default_tr}"]
 
 
 @pytest.mark.parametrize(("final", "reset_on_success"), [("ERROR", True), ("COMPLETE", False)])
 def test_execute_task_resets_only_a_completed_task_when_asked(server: FakeServer,
-                                                              clock: FakeClock, final: str,
+                                                              clock: Clock, final: str,
                                                               reset_on_success: bool) -> None:
     server.replies["get taskrunner status tr"] = status(final)
     connect(server).executeTask("t", tr="tr", resetTROnSuccess=reset_on_success)
     assert "reset taskrunner tr" not in server.commands
-    assert clock.sleeps == []
+    assert clock.slept == []
 
 
 def test_execute_task_stops_when_the_task_cannot_be_assigned(server: FakeServer,
-                                                             clock: FakeClock) -> None:
+                                                             clock: Clock) -> None:
     server.replies["assign task t to tr with 1 peers"] = ["ERROR : task t is not finalized"]
     client = connect(server)
     assert client.executeTask("t", tr="tr") == []
@@ -490,29 +476,29 @@ def test_execute_task_stops_when_the_task_cannot_be_assigned(server: FakeServer,
     assert server.commands == ["assign task t to tr with 1 peers"]
 
 
-def test_execute_task_gives_up_after_the_maximum_wait(server: FakeServer, clock: FakeClock,
+def test_execute_task_gives_up_after_the_maximum_wait(server: FakeServer, clock: Clock,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWCI_RUN_TASK_MAX_WAIT_TIME", "2")  # minutes
     server.replies["get taskrunner status tr"] = status("RUNNING")
     client = connect(server)
     lines = client.executeTask("t", tr="tr", pollWaitInSec=50)
-    assert sum(clock.sleeps) == pytest.approx(120)
-    assert clock.sleeps == [50, 50, 20]
+    assert sum(clock.slept) == pytest.approx(120)
+    assert clock.slept == [50, 50, 20]
     assert "reset taskrunner tr" not in server.commands
     assert lines[:2] == status("RUNNING")
     assert "did not finish within 2 mins" in (client.getErrors() or "")
 
 
-def test_execute_task_polls_at_least_every_second(server: FakeServer, clock: FakeClock,
+def test_execute_task_polls_at_least_every_second(server: FakeServer, clock: Clock,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWCI_RUN_TASK_MAX_WAIT_TIME", "0.1")
     server.replies["get taskrunner status tr"] = status("RUNNING")
     connect(server).executeTask("t", tr="tr", pollWaitInSec=0)
-    assert clock.sleeps == [1.0] * 6
+    assert clock.slept == [1.0] * 6
 
 
 def test_execute_task_raises_when_the_status_cannot_be_read(server: FakeServer,
-                                                            clock: FakeClock) -> None:
+                                                            clock: Clock) -> None:
     server.replies["get taskrunner status tr"] = ["ERROR : SN unreachable"]
     with pytest.raises(RuntimeError, match="SN unreachable"):
         connect(server).executeTask("t", tr="tr")

@@ -44,6 +44,8 @@ from swci.client import (
 )
 from swci.language.parser import parse_line
 
+from .conftest import Clock
+
 HOST = "swci.test"
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -560,21 +562,6 @@ def test_run_refuses_an_empty_command(client, server):
 # ---- wait ----------------------------------------------------------------------------------------
 
 
-class Clock:
-    """A monotonic clock that only sleep() moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def waiting_client(org: PkiLayout, server: FakeServer, states: list[dict[str, Any]],
                    clock: Clock) -> Client:
     def next_status() -> dict[str, Any]:
@@ -582,7 +569,7 @@ def waiting_client(org: PkiLayout, server: FakeServer, states: list[dict[str, An
         return {"CONTENT": [], "DATA": {"taskrunner_status": {**STATUS, **status}}}
 
     server.replies["GET TASKRUNNER STATUS tr"] = next_status
-    return make_client(org, server, _clock=clock, _sleep=clock.sleep)
+    return make_client(org, server, _clock=clock.monotonic, _sleep=clock.sleep)
 
 
 def test_wait_polls_until_complete(org, server):
@@ -592,7 +579,7 @@ def test_wait_polls_until_complete(org, server):
     with waiting_client(org, server, states, clock) as c:
         status = c.wait("tr", poll=5.0, timeout=60)
     assert status.completed and status.completed_peers == 2
-    assert clock.sleeps == [5.0, 5.0]
+    assert clock.slept == [5.0, 5.0]
     assert server.commands == ["GET TASKRUNNER STATUS tr"] * 3
     assert not any("WAIT" in command for command in server.commands)
 
@@ -601,7 +588,7 @@ def test_wait_returns_at_once_for_an_idle_taskrunner(org, server):
     clock = Clock()
     with waiting_client(org, server, [{"TASK_STATE": "IDLE"}], clock) as c:
         assert c.wait("tr").state == "IDLE"
-    assert clock.sleeps == []
+    assert clock.slept == []
 
 
 def test_wait_raises_task_failed_with_the_failure_details(org, server):
@@ -616,7 +603,7 @@ def test_wait_raises_task_failed_with_the_failure_details(org, server):
     assert error.failures == {"0xaa": "Traceback\nValueError: bad"}
     assert error.failed_peers == ["0xaa : exit 1"]
     assert "0xaa : exit 1" in str(error) and "mnist" in str(error)
-    assert clock.sleeps == [2.0]
+    assert clock.slept == [2.0]
 
 
 def test_wait_times_out_without_waiting_past_the_deadline(org, server):
@@ -627,7 +614,7 @@ def test_wait_times_out_without_waiting_past_the_deadline(org, server):
     assert isinstance(caught.value, WaitTimeout)
     assert caught.value.status.state == "RUNNING"
     assert "tr" in str(caught.value) and "RUNNING" in str(caught.value)
-    assert clock.sleeps == [4.0, 4.0, 2.0]  # the last sleep ends at the deadline
+    assert clock.slept == [4.0, 4.0, 2.0]  # the last sleep ends at the deadline
     assert len(server.commands) == 4  # the status at the deadline is read too
 
 
@@ -636,7 +623,7 @@ def test_wait_sees_a_task_that_finishes_at_the_deadline(org, server):
     states = [{"TASK_STATE": "RUNNING"}, {"TASK_STATE": "COMPLETE"}]
     with waiting_client(org, server, states, clock) as c:
         assert c.wait("tr", poll=30.0, timeout=1.0).completed
-    assert clock.sleeps == [1.0]
+    assert clock.slept == [1.0]
 
 
 @pytest.mark.parametrize(("poll", "timeout"), [(0, 10), (-1, 10), (1, -1)])
