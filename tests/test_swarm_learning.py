@@ -265,7 +265,9 @@ def test_tampered_contributions_are_rejected_and_training_goes_on(swarm: Swarm,
     contract = swarm.new_contract()
     honest = [peer(swarm, tmp_path, i, contract, epochs=4) for i in (1, 2)]
     hostile = peer(swarm, tmp_path, 3, contract, ml=f"{sys.executable} {HOSTILE}",
-                   env={"SL_MAKE_ME_ADMIN": "False"},
+                   # the disk store, so that the hostile ML can plant a file that does not
+                   # match its name for its SL to serve
+                   env={"SL_MAKE_ME_ADMIN": "False", "SL_RAM_INTENSIVE": "False"},
                    ml_env={"BLOB_DIR": str(tmp_path / "sl3" / "blobs")})
     peers = [*honest, hostile]
     try:

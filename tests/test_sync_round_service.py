@@ -114,6 +114,33 @@ def test_the_round_long_poll_answers_on_change_and_is_bounded(swarm: Swarm) -> N
         service.sync_round(name, "soon")
 
 
+def test_a_long_poll_sleeps_until_a_block_lands_and_wakes_at_once(
+        swarm: Swarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    first = service.sync_round(name, "current")
+    computed: list[tuple] = []
+    original = service._round_status
+    monkeypatch.setattr(service, "_round_status",
+                        lambda *args: computed.append(args) or original(*args))
+    service.sync_round(name, "current", wait=1.0, seen=first["version"])
+    assert len(computed) <= 3  # once, plus once per block that other writers made meanwhile
+    written: list[float] = []
+
+    def write() -> None:
+        service.checkin(name, "sl-3", 0, H, 1, 1)
+        written.append(time.monotonic())
+
+    timer = threading.Timer(0.3, write)
+    timer.start()
+    changed = service.sync_round(name, 0, wait=20, seen=first["version"])
+    answered = time.monotonic()
+    timer.join()
+    assert [c["uid"] for c in changed["checkins"]] == ["sl-3"]
+    assert answered - written[0] < 0.08  # woken by the write, not by a poll
+
+
 def test_progress_reports_are_batched_into_perfdata(swarm: Swarm) -> None:
     name = unique("rounds")
     service = swarm.service

@@ -35,14 +35,21 @@ class ChannelError(RuntimeError):
     """The channel broke, or the SL refused a request (the message says why)."""
 
 
-def _read_exact(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(min(size - len(chunks), 1 << 22))
-        if not chunk:
+class FrameTooLarge(ChannelError):
+    """A frame over the receiver's limits; its payload was not read."""
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytearray:
+    """Exactly `size` bytes, received straight into one buffer (models are large)."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        count = sock.recv_into(view[filled:], min(size - filled, 1 << 22))
+        if not count:
             raise ChannelError("the SL closed the channel")
-        chunks += chunk
-    return bytes(chunks)
+        filled += count
+    return buffer
 
 
 def send_frame(sock: socket.socket, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -53,18 +60,20 @@ def send_frame(sock: socket.socket, header: dict[str, Any], payload: bytes = b""
         sock.sendall(payload)
 
 
-def recv_frame(sock: socket.socket, max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytes]:
+def recv_frame(sock: socket.socket,
+               max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytearray]:
     """Read one frame; a malformed frame raises ChannelError."""
     head_len, payload_len = _PREFIX.unpack(_read_exact(sock, _PREFIX.size))
     if head_len > MAX_HEADER or payload_len > max_payload:
-        raise ChannelError(f"frame too large (header {head_len} B, payload {payload_len} B)")
+        raise FrameTooLarge(f"frame too large (header {head_len} B, payload {payload_len} B; "
+                            f"the limit is {max_payload} B)")
     try:
         header = json.loads(_read_exact(sock, head_len))
     except ValueError as exc:
         raise ChannelError(f"frame header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ChannelError("frame header has no type")
-    return header, _read_exact(sock, payload_len) if payload_len else b""
+    return header, _read_exact(sock, payload_len)
 
 
 class ChannelClient:

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swarmlearning.ml.channel import PROTOCOL_VERSION, ChannelError, recv_frame, send_frame
+from swarmlearning.ml.channel import (
+    PROTOCOL_VERSION,
+    ChannelError,
+    FrameTooLarge,
+    recv_frame,
+    send_frame,
+)
 from swarmlearning.sl.rounds import MODES, RoundEngine, RoundResult, Session, SessionError
 
 log = logging.getLogger("swarm.sl")
@@ -87,7 +93,12 @@ class ChannelServer:
         with conn:
             while True:
                 try:
-                    header, payload = recv_frame(conn)
+                    header, payload = recv_frame(conn, self.engine.store.max_bytes)
+                except FrameTooLarge as exc:
+                    log.error("ML program sent a %s; closing its channel", exc)
+                    self._send(conn, {"type": "error", "message": f"{exc}; raise the SL's "
+                                      "blob size limit or send a smaller model"})
+                    return
                 except (ChannelError, OSError) as exc:
                     log.info("ML program disconnected (%s)", exc)
                     return

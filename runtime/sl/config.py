@@ -64,6 +64,7 @@ class SLConfig:
     leader_failure_timeout: float = 600.0
     wait_full_quorum: float = 30.0
     ram_intensive: bool = True
+    merge_backend: str = "numpy"
     heartbeat_seconds: float = 5.0
     max_blob_bytes: int = 8 << 30
 
@@ -122,9 +123,22 @@ def from_arguments(args: argparse.Namespace) -> SLConfig:
         leader_failure_timeout=env_seconds("SL_LEADER_FAILURE_BASE_TIMEOUT", 600.0),
         wait_full_quorum=env_seconds("SL_WAIT_FOR_FULL_QUORUM_SECONDS", 30.0),
         ram_intensive=env_flag("SL_RAM_INTENSIVE", True),
+        merge_backend=_backend(os.environ.get("SL_MERGE_BACKEND", "numpy")),
         heartbeat_seconds=args.heartbeat)
     if len(str(config.channel_path)) > MAX_SOCKET_PATH:
         raise SLConfigError(f"the channel socket path {config.channel_path} is longer than "
                             f"{MAX_SOCKET_PATH} characters (a Unix socket limit); pass a "
                             "shorter --channel")
     return config
+
+
+def _backend(value: str) -> str:
+    """SL_MERGE_BACKEND: numpy (the default: one thread, no start-up cost, steady when the
+    cores are busy), torch (both cores on an idle host; loads PyTorch at the first merge) or
+    auto (torch for large tensors when it is installed)."""
+    from swarmlearning.merge import BACKENDS
+
+    backend = value.strip().lower()
+    if backend not in BACKENDS:
+        raise SLConfigError(f"SL_MERGE_BACKEND={value!r}: use one of {', '.join(BACKENDS)}")
+    return backend

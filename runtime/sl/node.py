@@ -12,14 +12,15 @@ from typing import Any
 
 from swarmlearning import __version__
 from swarmlearning.identity.tls import client_context, server_context
+from swarmlearning.nodes.uid import node_uid
 from swarmlearning.serve import Listener, serve_all
 from swarmlearning.sl.blobs import BlobStore
 from swarmlearning.sl.channel_server import ChannelServer
 from swarmlearning.sl.config import SLConfig
 from swarmlearning.sl.fileserver import file_server
+from swarmlearning.sl.peerfetch import PeerFetcher
 from swarmlearning.sl.rounds import RoundEngine, Session
-from swarmlearning.sl.snclient import PeerFetcher, SNClient, SNError
-from swarmlearning.sn.node import node_uid
+from swarmlearning.sl.snclient import SNClient, SNError
 
 log = logging.getLogger("swarm.sl")
 READY_LINE = "Starting SWARM-LEARNING-FS on port: "
@@ -36,12 +37,14 @@ class SwarmLearningNode:
         client_tls = client_context(config.identity)
         self.sn = SNClient(config.sn_ip, config.sn_api_port, client_tls)
         self.peers = PeerFetcher(client_tls, config.max_blob_bytes)
-        self.store = BlobStore(config.data_dir / "blobs", config.max_blob_bytes)
+        self.store = BlobStore(config.data_dir / "blobs", config.max_blob_bytes,
+                               memory=config.ram_intensive)
         self.engine = RoundEngine(self.uid, self.sn, self.store, self.peers, self._stop,
                                   make_me_admin=config.make_me_admin,
                                   wait_full_quorum=config.wait_full_quorum,
                                   leader_failure_timeout=config.leader_failure_timeout,
-                                  ram_intensive=config.ram_intensive)
+                                  ram_intensive=config.ram_intensive,
+                                  merge_backend=config.merge_backend)
         self._reports: queue.Queue[Session | None] = queue.Queue()
         self.ml: subprocess.Popen | None = None
         self.exit_code = 0

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ import numpy as np
 
 from swarmlearning.merge import MergeError, merge, screen
 from swarmlearning.sl.blobs import BlobStore
-from swarmlearning.sl.snclient import FetchError, PeerFetcher, SNClient, SNError
-from swarmlearning.weights import WeightsError, from_bytes, to_bytes
+from swarmlearning.sl.peerfetch import FetchError, PeerFetcher
+from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.weights import Buffer, WeightsError, from_bytes, to_bytes
 
 log = logging.getLogger("swarm.sl")
 FLAG_MAY_LEAD = 1
@@ -37,6 +39,7 @@ FLAG_DONE = 2
 POLL_SECONDS = 1.0
 NOTE_EVERY = 10.0
 FETCH_SECONDS = 30.0
+FETCH_THREADS = 8
 MODES = ("inactive", "snapshot", "active")
 
 
@@ -68,7 +71,7 @@ class Session:
 @dataclass(frozen=True)
 class RoundResult:
     round: int
-    blob: bytes
+    blob: Buffer
     digest: str
     leader: bool
     over: bool
@@ -101,7 +104,7 @@ class RoundEngine:
     def __init__(self, uid: str, sn: SNClient, store: BlobStore, peers: PeerFetcher,
                  stop: threading.Event, *, make_me_admin: bool = True,
                  wait_full_quorum: float = 30.0, leader_failure_timeout: float = 600.0,
-                 ram_intensive: bool = True) -> None:
+                 ram_intensive: bool = True, merge_backend: str = "numpy") -> None:
         self.uid = uid
         self.sn = sn
         self.store = store
@@ -111,6 +114,7 @@ class RoundEngine:
         self.wait_full_quorum = wait_full_quorum
         self.leader_failure_timeout = leader_failure_timeout
         self.ram_intensive = ram_intensive
+        self.merge_backend = merge_backend
         self.latest: tuple[int, str] | None = None
 
     # -- the session's requests --------------------------------------------------------------------
@@ -122,7 +126,7 @@ class RoundEngine:
                                f"RESET CONTRACT {session.contract} in SWCI to train again")
         return status
 
-    def sync(self, session: Session, blob: bytes, kind: str,
+    def sync(self, session: Session, blob: Buffer, kind: str,
              note: Callable[[str], None]) -> RoundResult:
         """Contribute weights at a sync point (or, for a late joiner's initial sync, take the
         latest merged model) and return the round's merged model."""
@@ -130,7 +134,7 @@ class RoundEngine:
         own = self.store.put(blob)
         return self._take_part(session, own, kind, done=False, note=note)
 
-    def finish(self, session: Session, blob: bytes,
+    def finish(self, session: Session, blob: Buffer,
                note: Callable[[str], None]) -> RoundResult:
         """The ML finished training: keep checking in per `checkinModelOnTrainEnd` until every
         peer has finished, then return the swarm's final model."""
@@ -274,29 +278,17 @@ class RoundEngine:
         return RoundResult(number, blob, merged, leader=True, over=final)
 
     def _merge(self, session: Session, number: int, own: str,
-               checkins: list[dict[str, Any]]) -> tuple[bytes, list[str]] | None:
+               checkins: list[dict[str, Any]]) -> tuple[bytearray, list[str]] | None:
         weighted = [c for c in checkins if c["weight"] > 0]
         entries = weighted or checkins
         weights = [float(c["weight"]) if weighted else 1.0 for c in entries]
+        loaded = self._gather(number, entries)
         models: list[Mapping[str, np.ndarray]] = []
         kept: list[tuple[dict[str, Any], float]] = []
-        for entry, weight in zip(entries, weights, strict=True):
-            name = entry["contribution"]
-            try:
-                if entry["uid"] == self.uid and name == own:
-                    data = None
-                elif self.store.has(name):
-                    data = None
-                else:
-                    data = self.peers.fetch(entry["host"], entry["port"], name)
-                    self.store.put(data)
-                model = self._load(name)
-            except (FetchError, WeightsError, OSError) as exc:
-                log.warning("Round %s: rejected the contribution of %s: %s", number,
-                            entry["uid"], exc)
-                continue
-            models.append(model)
-            kept.append((entry, weight))
+        for entry, weight, model in zip(entries, weights, loaded, strict=True):
+            if model is not None:
+                models.append(model)
+                kept.append((entry, weight))
         good, bad = screen(models)
         for index, reason in bad:
             log.warning("Round %s: rejected the contribution of %s: %s", number,
@@ -306,11 +298,40 @@ class RoundEngine:
             return None
         try:
             result = merge(session.merge_method, [models[i] for i in good],
-                           [kept[i][1] for i in good], layerwise=not self.ram_intensive)
+                           [kept[i][1] for i in good], layerwise=not self.ram_intensive,
+                           backend=self.merge_backend)
         except MergeError as exc:
             log.error("Round %s: merge failed: %s", number, exc)
             return None
         return to_bytes(result), [kept[i][0]["uid"] for i in good]
+
+    def _gather(self, number: int, entries: list[dict[str, Any]]
+                ) -> list[Mapping[str, np.ndarray] | None]:
+        """Every contribution, fetched from the peers at once; None where one could not be
+        had. In RAM-intensive mode fetched blobs stay in memory (their owners serve them);
+        otherwise they go to the store and are read a tensor at a time."""
+
+        def one(entry: dict[str, Any]) -> Mapping[str, np.ndarray] | None:
+            name = entry["contribution"]
+            try:
+                if self.store.has(name):
+                    return self._load(name)
+                data = self.peers.fetch(entry["host"], entry["port"], name)
+                if self.ram_intensive:
+                    return _parse(data, f"the contribution of {entry['uid']}")
+                self.store.put(data, name)
+                return self._load(name)
+            except (FetchError, WeightsError, SessionError, OSError) as exc:
+                log.warning("Round %s: rejected the contribution of %s: %s", number,
+                            entry["uid"], exc)
+                return None
+
+        remote = [e for e in entries if not self.store.has(e["contribution"])]
+        if len(remote) <= 1:
+            return [one(entry) for entry in entries]
+        with ThreadPoolExecutor(max_workers=min(len(remote), FETCH_THREADS),
+                                thread_name_prefix="fetch") as pool:
+            return list(pool.map(one, entries))
 
     def _load(self, name: str) -> Mapping[str, np.ndarray]:
         if self.ram_intensive:
@@ -353,7 +374,7 @@ class RoundEngine:
 
     def _fetch_merged(self, number: int, name: str, record: dict[str, Any],
                       checkins: list[dict[str, Any]],
-                      note: Callable[[str], None]) -> bytes | None:
+                      note: Callable[[str], None]) -> Buffer | None:
         """The merged blob: from this node's store, else the leader, else any participant
         (content addressing makes every copy as good as the leader's). None when no peer has
         served it within FETCH_SECONDS."""
@@ -375,7 +396,7 @@ class RoundEngine:
                 except FetchError as exc:
                     problems.append(str(exc))
                     continue
-                self.store.put(data)
+                self.store.put(data, name)
                 return data
             if time.monotonic() - last_note >= NOTE_EVERY:
                 last_note = time.monotonic()
@@ -404,7 +425,7 @@ class RoundEngine:
             raise
 
 
-def _parse(blob: bytes, what: str) -> dict[str, np.ndarray]:
+def _parse(blob: Buffer, what: str) -> dict[str, np.ndarray]:
     try:
         return from_bytes(blob)
     except WeightsError as exc:

@@ -1,5 +1,4 @@
-"""What an SL asks of its SN, and how it fetches blobs from its peers: httpx over mutual TLS,
-every loop bounded."""
+"""What an SL asks of its SN: httpx over mutual TLS, every loop bounded."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from urllib.parse import quote
 
 import httpx
 
-from swarmlearning.weights import digest
-
 log = logging.getLogger("swarm.sl")
 
 
@@ -22,10 +19,6 @@ class SNError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class FetchError(RuntimeError):
-    """A peer's blob could not be fetched or did not match its hash."""
 
 
 class SNClient:
@@ -103,33 +96,3 @@ class SNClient:
 
     def progress(self, contract: str, report: dict[str, Any]) -> None:
         self.call("POST", f"/v1/contracts/{quote(contract, safe='')}/progress", report)
-
-
-class PeerFetcher:
-    """Blobs from other SLs' file servers, verified against their SHA-256."""
-
-    def __init__(self, context: ssl.SSLContext, max_bytes: int, timeout: float = 60.0) -> None:
-        self.max_bytes = max_bytes
-        self.http = httpx.Client(verify=context, timeout=httpx.Timeout(timeout, connect=5.0))
-
-    def close(self) -> None:
-        self.http.close()
-
-    def fetch(self, host: str, port: int, name: str) -> bytes:
-        url = f"https://{host}:{port}/v1/blobs/{name}"
-        try:
-            with self.http.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise FetchError(f"{url}: HTTP {response.status_code}")
-                chunks = bytearray()
-                for chunk in response.iter_bytes(1 << 20):
-                    chunks += chunk
-                    if len(chunks) > self.max_bytes:
-                        raise FetchError(f"{url}: larger than the {self.max_bytes} byte limit")
-        except httpx.HTTPError as exc:
-            raise FetchError(f"{url}: {exc}") from None
-        data = bytes(chunks)
-        if digest(data) != name:
-            raise FetchError(f"{url}: the content does not match its SHA-256 (tampered or "
-                             "corrupt)")
-        return data

@@ -11,8 +11,6 @@ import json
 import logging
 import threading
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +24,7 @@ from swarmlearning import __version__
 from swarmlearning.chain.ledger import Addresses, Ledger, deploy
 from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider
 from swarmlearning.identity.tls import client_context, server_context
+from swarmlearning.nodes.uid import node_uid
 from swarmlearning.serve import Listener, serve_all
 from swarmlearning.sn.api import Endpoint, build_app, endpoints
 from swarmlearning.sn.config import SNConfig
@@ -34,22 +33,10 @@ from swarmlearning.sn.view import SwarmView
 
 log = logging.getLogger("swarm.blCnt")
 ADDRESSES_FILE = "contracts.json"
-UID_FILE = "node-uid"
 
 
 class SentinelUnavailable(RuntimeError):
     """The sentinel did not answer within the configured wait."""
-
-
-def node_uid(data_dir: Path) -> str:
-    """This node's UUID, made once and kept in its data directory."""
-    path = data_dir / UID_FILE
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    uid = str(uuid.uuid4())
-    path.write_text(uid + "\n", encoding="utf-8")
-    return uid
 
 
 class SwarmNetworkNode:

@@ -14,6 +14,7 @@ from swarmlearning.sn.batching import Batcher
 from swarmlearning.sn.view import SwarmView
 
 MAX_TEXT = 160
+POLL_SECONDS = 0.1  # how often a long poll looks for blocks that other SNs made
 MAX_BODY_LINES = 80
 ROOT_TASK = "ROOTTASK"
 DEFAULT_CONTRACT = "defaultbb.cqdb.sml.hpe"
@@ -283,12 +284,22 @@ class SwarmService:
             raise ServiceError(422, "round must be a whole number or 'current', and wait a "
                                     "number of seconds") from None
         deadline = time.monotonic() + wait
-        while True:
-            status = self._round_status(name, number)
-            if status["version"] != seen or time.monotonic() >= deadline:
-                return status
-            time.sleep(0.05)
-            self.view.sync_recent(0.1)
+        block = self.view.block
+        status = self._round_status(name, number)
+        while status["version"] == seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            # woken at once by this SN's own writes; other SNs' blocks are looked for every
+            # POLL_SECONDS, by whichever waiter comes first
+            newest = self.view.wait_past(block, min(left, POLL_SECONDS))
+            if newest == block:
+                self.view.sync_recent(POLL_SECONDS)
+                newest = self.view.block
+            if newest != block:
+                block = newest
+                status = self._round_status(name, number)
+        return status
 
     def _round_status(self, name: str, number: int | None) -> dict[str, Any]:
         row = self._training(name)

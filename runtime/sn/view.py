@@ -70,6 +70,7 @@ class SwarmView:
         self.block = -1
         self._synced_at = 0.0
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
 
     # -- following the chain -----------------------------------------------------------------------
 
@@ -93,6 +94,14 @@ class SwarmView:
         with self._lock:
             if time.monotonic() - self._synced_at >= max_age:
                 self.sync()
+
+    def wait_past(self, block: int, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the view to take in a block after `block` (a write
+        of this SN's, or another SN's seen by a sync); returns the view's block."""
+        with self._changed:
+            if self.block <= block and timeout > 0:
+                self._changed.wait(timeout)
+            return self.block
 
     def sync(self) -> None:
         """Catch up with every block mined since the last call."""
@@ -122,6 +131,7 @@ class SwarmView:
             for key in dirty["nodes"]:
                 self._reload_node(key)
             self.block = head
+            self._changed.notify_all()
 
     def _reload_task(self, key: bytes) -> None:
         row = _record(TASK_FIELDS, self.ledger.read("tasks", "task", key))

@@ -40,7 +40,7 @@ def choose_runtime(config: SwopConfig) -> Callable[[], Runtime]:
         ok, why = docker_available()
         if not ok:
             raise RuntimeUnavailable(f"--runtime docker: {why}")
-        from swarmlearning.sn.node import node_uid
+        from swarmlearning.nodes.uid import node_uid
 
         uid = node_uid(config.data_dir)
 

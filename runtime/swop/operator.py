@@ -18,9 +18,9 @@ import yaml
 
 from swarmlearning import __version__
 from swarmlearning.identity.tls import client_context
+from swarmlearning.nodes.uid import node_uid
 from swarmlearning.schemas import parse_task_body
 from swarmlearning.sl.snclient import SNClient, SNError
-from swarmlearning.sn.node import node_uid
 from swarmlearning.swop.config import SwopConfig
 from swarmlearning.swop.process_runtime import safe_name
 from swarmlearning.swop.processes import ChildRegistry
