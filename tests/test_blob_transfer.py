@@ -20,7 +20,7 @@ from swarmlearning.identity.tls import Identity, client_context, server_context
 from swarmlearning.sl.blobs import BlobStore, BlobStoreError
 from swarmlearning.sl.fileserver import file_server
 from swarmlearning.sl.peerfetch import FetchError, PeerFetcher
-from swarmlearning.weights import digest, to_bytes
+from swarmlearning.weights import digest, from_bytes, to_bytes
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +207,45 @@ def test_a_correct_canned_answer_is_accepted(identity: Identity) -> None:
         assert bytes(got) == BLOB
     finally:
         close()
+
+
+# -- a leader gathering contributions ----------------------------------------------------------
+
+class BlobsByName:
+    """A unit-test stand-in for PeerFetcher: hands out blobs it was given, by name."""
+
+    def __init__(self, blobs: dict[str, bytearray]) -> None:
+        self.blobs = blobs
+        self.asked: list[str] = []
+
+    def fetch(self, host: str, port: int, name: str) -> bytearray:
+        self.asked.append(name)
+        if name not in self.blobs:
+            raise FetchError(f"{host}:{port}: HTTP 404")
+        return self.blobs[name]
+
+
+@pytest.mark.parametrize("memory", [True, False], ids=["memory", "disk"])
+def test_a_leader_merges_its_own_contribution_however_many_it_fetches(
+        tmp_path: Path, memory: bool) -> None:
+    from swarmlearning.sl.rounds import RoundEngine, Session
+
+    store = BlobStore(tmp_path / "blobs", keep=2, memory=memory)
+    own_blob = to_bytes({"w": np.full(4, 10.0, dtype=np.float32)})
+    own = store.put(own_blob)
+    others = [to_bytes({"w": np.full(4, float(i), dtype=np.float32)}) for i in range(5)]
+    peers = BlobsByName({digest(b): b for b in others})
+    engine = RoundEngine("leader", None, store, peers, threading.Event(),  # type: ignore[arg-type]
+                         ram_intensive=memory)
+    checkins = [{"uid": f"peer{i}", "contribution": digest(b), "weight": 1, "host": "h",
+                 "port": i} for i, b in enumerate(others)]
+    checkins.append({"uid": "leader", "contribution": own, "weight": 1, "host": "h",
+                     "port": 9})  # the leader checked in last
+    checkins.append({"uid": "gone", "contribution": "f" * 64, "weight": 1, "host": "h",
+                     "port": 99})
+    merged, used = engine._merge(Session(contract="c", min_peers=2), 1, own, checkins)
+    assert used == ["peer0", "peer1", "peer2", "peer3", "peer4", "leader"]
+    assert np.allclose(from_bytes(merged)["w"], (0 + 1 + 2 + 3 + 4 + 10) / 6)
+    assert own not in peers.asked and store.has(own)
+    assert sorted(p.name for p in (tmp_path / "blobs").glob("*")) == (
+        [] if memory else [f"{own}.safetensors"])  # the fetched copies are gone again

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from swarmlearning.chain.ledger import key_of
 from swarmlearning.sn.batching import Batcher
 from swarmlearning.sn.service import ServiceError
 from tests.test_chain import Swarm, fresh_swarm, unique
@@ -182,3 +183,42 @@ def test_a_failed_batch_write_reaches_every_caller() -> None:
         thread.join(timeout=10)
     assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2]
     assert errors == ["chain said no"] * 3
+
+
+def test_a_batch_that_nobody_else_will_join_is_written_at_once() -> None:
+    writes: list[list[str]] = []
+    batcher = Batcher(lambda group, entries: writes.append(sorted(entries)), window=5.0,
+                      complete=lambda group, entries: len(entries) >= 2)
+    started = time.monotonic()
+    threads = [threading.Thread(target=batcher.submit, args=("g", peer)) for peer in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert time.monotonic() - started < 2.5  # not the 5 s window
+    assert writes == [["a", "b"]] and batcher.transactions == 1
+
+
+def test_the_last_check_in_of_a_round_skips_the_window(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    threads = [threading.Thread(target=service.report_progress,
+                                args=(name, f"sl-{i}", False, 0.5, 0.5, 10, 1)) for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    one = [(key_of("sl-1"), bytes.fromhex(H), 1, 1)]
+    both = [*one, (key_of("sl-2"), bytes.fromhex(H), 1, 1)]
+    assert not service._round_would_be_full((name, 0), one)
+    assert service._round_would_be_full((name, 0), both)
+    service.checkin(name, "sl-1", 0, H, 1, 1)
+    assert service._round_would_be_full((name, 0), both[1:])  # sl-1 is on the chain now
+    window, service.checkins.window = service.checkins.window, 5.0
+    try:
+        started = time.monotonic()
+        service.checkin(name, "sl-2", 0, H, 1, 1)
+        assert time.monotonic() - started < 2.5
+    finally:
+        service.checkins.window = window

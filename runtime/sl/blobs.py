@@ -74,10 +74,11 @@ class BlobStore:
             return data
         return self.path(name).read_bytes()
 
-    def put(self, data: Buffer, name: str | None = None) -> str:
+    def put(self, data: Buffer, name: str | None = None, pin: bool = True) -> str:
         """Store bytes; returns their SHA-256. `name` is that hash when the caller has just
         checked it (a fetched blob). Nothing half-written is ever visible. The buffer must not
-        change afterwards: the memory store keeps it as it is."""
+        change afterwards: the memory store keeps it as it is. An unpinned blob is never
+        pruned: its caller drops it when done (a leader's copy of a contribution)."""
         if len(data) > self.max_bytes:
             raise BlobStoreError(f"a {len(data)} byte blob is over the {self.max_bytes} byte "
                                  "limit")
@@ -87,8 +88,18 @@ class BlobStore:
                 self._held.setdefault(name, data)
         else:
             self._write(name, data)
-        self.pin(name)
+        if pin:
+            self.pin(name)
         return name
+
+    def drop(self, name: str) -> None:
+        """Remove a blob that nobody pinned."""
+        with self._lock:
+            if name in self._pinned:
+                return
+            self._held.pop(name, None)
+        if not self.memory and HEX_DIGEST.match(name):
+            self.path(name).unlink(missing_ok=True)
 
     def _write(self, name: str, data: Buffer) -> None:
         target = self.path(name)

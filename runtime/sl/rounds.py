@@ -115,6 +115,7 @@ class RoundEngine:
         self.leader_failure_timeout = leader_failure_timeout
         self.ram_intensive = ram_intensive
         self.merge_backend = merge_backend
+        self._scratch: list[str] = []  # a leader's unpinned copies of contributions
         self.latest: tuple[int, str] | None = None
 
     # -- the session's requests --------------------------------------------------------------------
@@ -282,6 +283,15 @@ class RoundEngine:
         weighted = [c for c in checkins if c["weight"] > 0]
         entries = weighted or checkins
         weights = [float(c["weight"]) if weighted else 1.0 for c in entries]
+        try:
+            return self._merge_gathered(session, number, entries, weights)
+        finally:
+            for name in self._scratch:
+                self.store.drop(name)
+            self._scratch.clear()
+
+    def _merge_gathered(self, session: Session, number: int, entries: list[dict[str, Any]],
+                        weights: list[float]) -> tuple[bytearray, list[str]] | None:
         loaded = self._gather(number, entries)
         models: list[Mapping[str, np.ndarray]] = []
         kept: list[tuple[dict[str, Any], float]] = []
@@ -307,31 +317,46 @@ class RoundEngine:
 
     def _gather(self, number: int, entries: list[dict[str, Any]]
                 ) -> list[Mapping[str, np.ndarray] | None]:
-        """Every contribution, fetched from the peers at once; None where one could not be
-        had. In RAM-intensive mode fetched blobs stay in memory (their owners serve them);
-        otherwise they go to the store and are read a tensor at a time."""
+        """Every contribution: those held here first (so that nothing fetched can push them
+        out), then the others, fetched from the peers at once; None where one could not be had.
+        In RAM-intensive mode fetched blobs stay in memory (their owners serve them);
+        otherwise they are written unpinned, read a tensor at a time, and dropped after the
+        merge."""
 
-        def one(entry: dict[str, Any]) -> Mapping[str, np.ndarray] | None:
+        def held(entry: dict[str, Any]) -> Mapping[str, np.ndarray] | None:
+            try:
+                return self._load(entry["contribution"])
+            except (WeightsError, SessionError, OSError) as exc:
+                log.warning("Round %s: rejected the contribution of %s: %s", number,
+                            entry["uid"], exc)
+                return None
+
+        def fetched(entry: dict[str, Any]) -> Mapping[str, np.ndarray] | None:
             name = entry["contribution"]
             try:
-                if self.store.has(name):
-                    return self._load(name)
                 data = self.peers.fetch(entry["host"], entry["port"], name)
                 if self.ram_intensive:
                     return _parse(data, f"the contribution of {entry['uid']}")
-                self.store.put(data, name)
+                self.store.put(data, name, pin=False)
+                self._scratch.append(name)
                 return self._load(name)
             except (FetchError, WeightsError, SessionError, OSError) as exc:
                 log.warning("Round %s: rejected the contribution of %s: %s", number,
                             entry["uid"], exc)
                 return None
 
-        remote = [e for e in entries if not self.store.has(e["contribution"])]
+        local = {i for i, e in enumerate(entries) if self.store.has(e["contribution"])}
+        loaded: dict[int, Mapping[str, np.ndarray] | None] = {i: held(entries[i])
+                                                               for i in local}
+        remote = [i for i in range(len(entries)) if i not in local]
         if len(remote) <= 1:
-            return [one(entry) for entry in entries]
-        with ThreadPoolExecutor(max_workers=min(len(remote), FETCH_THREADS),
-                                thread_name_prefix="fetch") as pool:
-            return list(pool.map(one, entries))
+            loaded.update({i: fetched(entries[i]) for i in remote})
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(remote), FETCH_THREADS),
+                                    thread_name_prefix="fetch") as pool:
+                loaded.update(zip(remote, pool.map(fetched, [entries[i] for i in remote]),
+                                  strict=True))
+        return [loaded[i] for i in range(len(entries))]
 
     def _load(self, name: str) -> Mapping[str, np.ndarray]:
         if self.ram_intensive:

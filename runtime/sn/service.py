@@ -70,7 +70,8 @@ class SwarmService:
         self.clock = clock
         self.alive_window = alive_window
         self._pending_alive: set[str] = set()
-        self.checkins = Batcher(self._write_checkins, checkin_window)
+        self.checkins = Batcher(self._write_checkins, checkin_window,
+                                complete=self._round_would_be_full)
         self.progress_reports = Batcher(self._write_progress, progress_window)
 
     def _now(self) -> int:
@@ -347,6 +348,22 @@ class SwarmService:
                                     f"round {row['round']}")
         self.checkins.submit((name, number), (key_of(uid), digest, weight, flags))
         return self._round_status(name, number)
+
+    def _round_would_be_full(self, group: Any, entries: list[Any]) -> bool:
+        """Whether these check-ins bring in every peer the round waits for (every live peer
+        that reported progress in this generation): then nobody is left to batch with."""
+        name, number = group
+        key = key_of(name)
+        now = self._now()
+        waited = {bytes(entry["peer"]) for entry in self.view.progress(key)
+                  if (node := self.view.nodes.rows.get(bytes(entry["peer"]))) and
+                  node["active"] and now - node["alive_at"] <= self.alive_window}
+        if not waited:
+            return False
+        current = self.view.sync_round(key, number)
+        arrived = {bytes(c["peer"]) for c in current["checkins"]}
+        arrived.update(bytes(entry[0]) for entry in entries)
+        return waited <= arrived
 
     def _write_checkins(self, group: Any, entries: list[Any]) -> None:
         name, number = group
