@@ -5,8 +5,9 @@ What is measured:
 
 a. the copy bandwidth: np.copyto(dst, src) on a large float32 array (--copy-mib, default 512
    MiB, larger than this machine's caches), bytes of one array per second, best of 5;
-b. for each method x peers x size: `merge(method, models, weights)` with the default backend
-   ("auto"), float32 models of 4 tensors together holding `size` parameters and integer weights
+b. for each method x peers x size: `merge(method, models, weights, backend=...)` with each
+   backend, numpy and torch (the CPU build; both are timed when torch is installed), float32
+   models of 4 tensors together holding `size` parameters and integer weights
    1..100 (like nodeWeightage), best of --repeat. Throughput is input bytes (peers x size x 4)
    per second. The baselines get the same models:
    - mean: np.average(np.stack(...), axis=0, weights=w) and Flower's aggregate();
@@ -27,8 +28,12 @@ seconds, up to --retries times, and the quietest attempt is kept.
 Combinations whose models and baseline temporaries would need more than --max-gib are skipped,
 and said so. Sizes of 1e8 parameters are only run with --big.
 
+d. with --gpu, where a CUDA device exists: the weighted mean and the coordinate median as plain
+   torch ops on the device, models already in device memory (swarmlearning.merge itself runs on
+   the CPU; these rows say what a device-resident merge could reach).
+
 Run: .venv/bin/python bench/merge.py [--peers 2,4,8,16] [--sizes 1e6,1e7] [--repeat 3]
-     [--methods mean,coordmedian,geomedian] [--big] [--json PATH]
+     [--methods mean,coordmedian,geomedian] [--big] [--gpu] [--json PATH]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from swarmlearning.merge import METHODS, merge
+from swarmlearning.merge.kernels import torch_module
 
 try:
     from flwr.server.strategy.aggregate import aggregate, aggregate_median
@@ -183,26 +189,32 @@ def run_combo(method: str, peers: int, size: int, models: list[dict[str, np.ndar
         rows.append(entry)
 
     fw = flower_results(models, w)
+    backends = ["numpy", "torch"] if torch_module() is not None else ["numpy"]
     if method == "mean":
         numpy_s, baseline = best_time(lambda: np_average(models, w), repeat)
         flower_s = best_time(lambda: aggregate(fw), repeat)[0] if aggregate else None
-        for backend, label in (("auto", "mean"), ("numpy", "mean (numpy backend)")):
+        for backend in backends:
             ours_s, ours = best_time(lambda b=backend: merge("mean", models, w, backend=b),
                                      repeat)
-            row(label, ours_s, numpy_s, flower_s, check("mean", ours, baseline))
+            row(f"mean ({backend})", ours_s, numpy_s, flower_s, check("mean", ours, baseline))
     elif method == "coordmedian":
         numpy_s, baseline = best_time(lambda: np_median(models), 1)
         flower_s = best_time(lambda: aggregate_median(fw), 1)[0] if aggregate_median else None
-        ours_s, _ = best_time(lambda: merge("coordmedian", models, w), repeat)
-        row("coordmedian (weighted)", ours_s, numpy_s, flower_s, "-")
-        ours_s, ours = best_time(lambda: merge("coordmedian", models, [1] * peers), repeat)
-        row("coordmedian (equal w)", ours_s, numpy_s, flower_s,
-            check("coordmedian (equal w)", ours, baseline))
+        for backend in backends:
+            ours_s, _ = best_time(lambda b=backend: merge("coordmedian", models, w, backend=b),
+                                  repeat)
+            row(f"coordmedian ({backend})", ours_s, numpy_s, flower_s, "-")
+            ours_s, ours = best_time(lambda b=backend: merge("coordmedian", models,
+                                                             [1] * peers, backend=b), repeat)
+            row(f"coordmedian eq. ({backend})", ours_s, numpy_s, flower_s,
+                check("coordmedian (equal w)", ours, baseline))
     else:
         numpy_s, (baseline, steps) = best_time(lambda: np_weiszfeld(models, w), 1)
-        ours_s, ours = best_time(lambda: merge("geomedian", models, w), repeat)
-        row("geomedian", ours_s, numpy_s, None, check("geomedian", ours, baseline),
-            weiszfeld_steps=steps)
+        for backend in backends:
+            ours_s, ours = best_time(lambda b=backend: merge("geomedian", models, w, backend=b),
+                                     repeat)
+            row(f"geomedian ({backend})", ours_s, numpy_s, None,
+                check("geomedian", ours, baseline), weiszfeld_steps=steps)
     return rows
 
 
@@ -241,20 +253,57 @@ def ratio(value: float | None) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| method                 | peers |  size | ours GB/s | numpy GB/s | Flower GB/s "
+    head = ("| method                     | peers |  size | ours GB/s | numpy GB/s | Flower GB/s "
             "| ours/copy | ours/numpy | ours/Flower | check | others |")
-    rule = ("|------------------------|-------|-------|-----------|------------|-------------"
+    rule = ("|----------------------------|-------|-------|-----------|------------|-------------"
             "|-----------|------------|-------------|-------|--------|")
     lines = [head, rule]
     for r in rows:
         lines.append(
-            f"| {r['method']:<22} | {r['peers']:>5} | {r['size'] / 1e6:>4g}M "
+            f"| {r['method']:<26} | {r['peers']:>5} | {r['size'] / 1e6:>4g}M "
             f"| {r['ours_gbps']:>9.2f} | {fmt(r['numpy_gbps'], '>10.2f'):>10} "
             f"| {fmt(r['flower_gbps'], '>11.2f'):>11} | {r['ours_over_copy']:>8.0%} "
             f"| {ratio(r['ours_over_numpy']):>10} "
             f"| {ratio(r['ours_over_flower']):>11} | {r['check']:<5} "
             f"| {fmt(r.get('other_cores'), '>6.2f'):>6} |")
     return "\n".join(lines)
+
+
+def gpu_rows(peers: int, size: int, models: list[dict[str, np.ndarray]], w: list[int],
+             repeat: int) -> list[dict[str, Any]]:
+    """The same weighted mean and coordinate median as plain torch on a CUDA device, the models
+    already in device memory (what a GPU-resident merge could reach; swarmlearning.merge itself
+    runs on the CPU). Empty when there is no CUDA device."""
+    torch = torch_module()
+    if torch is None or not torch.cuda.is_available():
+        return []
+    device = torch.device("cuda")
+    flat = [torch.from_numpy(concat(m)).to(device) for m in models]
+    coefs = [x / sum(w) for x in w]
+    nbytes = peers * size * 4
+
+    def mean() -> Any:
+        out = torch.zeros_like(flat[0])
+        for x, c in zip(flat, coefs, strict=True):
+            out.add_(x, alpha=c)
+        torch.cuda.synchronize()
+        return out
+
+    def median() -> Any:
+        out = torch.stack(flat).median(dim=0).values
+        torch.cuda.synchronize()
+        return out
+
+    rows = []
+    for name, fn in (("mean (cuda, torch ops)", mean), ("median (cuda, torch.median)", median)):
+        fn()
+        seconds, _ = best_time(fn, repeat)
+        rows.append({"method": name, "peers": peers, "size": size, "input_bytes": nbytes,
+                     "ours_s": seconds, "ours_gbps": nbytes / seconds / GB,
+                     "device": torch.cuda.get_device_name(0)})
+    flat.clear()
+    torch.cuda.empty_cache()
+    return rows
 
 
 def machine() -> dict[str, Any]:
@@ -308,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait before measuring again (default %(default)g)")
     parser.add_argument("--copy-mib", type=int, default=512,
                         help="array size for the copy bandwidth (default %(default)s MiB)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="also time the mean and median as torch ops on a CUDA device")
     parser.add_argument("--json", type=Path, default=RESULTS, metavar="PATH",
                         help="where to write the results (default bench/results/merge.json)")
     args = parser.parse_args(argv)
@@ -334,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     copy_bps = copy_bandwidth(args.copy_mib)
     print(f"Copy bandwidth (np.copyto, {args.copy_mib} MiB float32): {copy_bps / GB:.2f} GB/s")
     rows: list[dict[str, Any]] = []
+    gpu: list[dict[str, Any]] = []
     skipped: list[str] = []
+    if args.gpu and not gpu_rows(2, 1 << 10, make_models(2, 1 << 10), [1, 1], 1):
+        skipped.append("GPU rows: no CUDA device here")
+        print("--gpu: no CUDA device here; the GPU rows are skipped")
     for size in sizes:
         for peers in peers_list:
             need = need_bytes(peers, size)
@@ -354,10 +409,18 @@ def main(argv: list[str] | None = None) -> int:
                           f", Flower {fmt(r['flower_gbps'], '.2f')} GB/s [{r['check']}], "
                           f"others {fmt(r['other_cores'], '.2f')} cores", flush=True)
                 rows.extend(new)
+            if args.gpu:
+                for r in gpu_rows(peers, size, models, w, args.repeat):
+                    print(f"  {r['method']:<26} {peers:>2} peers x {size / 1e6:g}M: "
+                          f"{r['ours_gbps']:.1f} GB/s on {r['device']}", flush=True)
+                    gpu.append(r)
             del models
     total = time.perf_counter() - t0
     print()
     print(table(rows))
+    for r in gpu:
+        print(f"GPU: {r['method']}, {r['peers']} peers x {r['size'] / 1e6:g}M: "
+              f"{r['ours_gbps']:.1f} GB/s ({r['device']})")
     print(f"\nCopy bandwidth: {copy_bps / GB:.2f} GB/s. Total benchmark time: {total:.0f} s. "
           f"Load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f}")
     result = {
@@ -365,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         else " ".join(argv),
         "machine": info, "copy_bandwidth_gbps": copy_bps / GB, "copy_mib": args.copy_mib,
         "repeat": args.repeat, "layers": LAYERS, "busy_limit_cores": args.busy, "rows": rows,
+        "gpu_rows": gpu,
         "skipped": skipped,
         "total_s": total, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
     }

@@ -1,81 +1,113 @@
-"""Sync-round latency of real SL daemons, against the time to move the round's bytes.
+"""Sync-round time of real SL daemons, against the time to move the round's bytes and against
+Flower running the same exchange, in one run on one machine.
 
-A workspace on a temporary directory gets a throwaway PKI, a sentinel SN and N SL daemons on
-127.0.0.1 (mutual TLS everywhere). N in-process ML clients (threads speaking the real local
+Ours: a workspace on a temporary directory gets a throwaway PKI, a sentinel SN and N SL daemons
+on 127.0.0.1 (mutual TLS everywhere). N in-process ML clients (threads speaking the real local
 channel) open a session each on a fresh training contract, do the initial sync, then `--rounds`
-train syncs with random float32 weights of P parameters (4 tensors). A round's time is from the
-moment the first peer sends its weights until the last peer holds the merged model: check-ins
-(one batched transaction per SN), leader election, the leader fetching N-1 contributions over
-mTLS, the merge, the merge record, and N-1 downloads of the merged model. The local channel
-transfer (weights into and out of the SL) is included.
+train syncs with random float32 weights of P parameters (4 tensors). A round's time runs from
+the moment the first peer hands its weights to its SL until the last peer holds the merged model:
+the local channel both ways, check-ins (batched per SN), the leader fetching N-1 contributions
+over mTLS, the merge, the merge record on the chain, and N-1 downloads of the merged model.
 
-The byte-move floor is the contribution and merged bytes, 2 x (N-1) x 4P, at the loopback
-bandwidth measured in this process (one TCP stream over 127.0.0.1, 256 MiB). The ratio round /
-floor says what the protocol costs on top of moving the bytes.
+The byte-move floor is what any exchange with one aggregator among the peers must move: N-1
+contributions to it and N-1 merged models back, 2 x (N-1) x model bytes, at the loopback
+bandwidth measured in this process over one TCP stream (plain, and again over TLS with the
+swarm's own certificates). Flower: `flower_round.flower_round` (bench/flower_round.py), one
+server and N client processes over Flower's gRPC, FedAvg, zero local epochs; it is skipped
+where its measured memory appetite (about 25 x N x model bytes) would not fit in the memory
+available now, and so are our cases that would not (about 5 x N x model bytes).
 
-Run: .venv/bin/python bench/sync_round.py [--peers 2,4] [--sizes 1e6,1e7] [--rounds 3]
-                                          [--json bench/results/sync_round.json]
+Run: .venv/bin/python bench/sync_round.py [--peers 2,4,8,16] [--sizes 1e6,1e7] [--rounds 3]
+                                          [--no-flower] [--json bench/results/sync_round.json]
+The full grid of docs/benchmarks.md: --sizes 1e6,1e7,5e7.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from common import describe, free_port, table, write_json
 
+from swarmlearning.identity.tls import client_context, server_context
 from swarmlearning.ml.channel import ChannelClient
 from swarmlearning.nodes.workspace import Workspace
 from swarmlearning.weights import to_bytes
 
-RESULTS = Path(__file__).with_name("results")
+FLOWER_APPETITE = 25  # model copies per peer that Flower's processes hold at their peak
+OUR_APPETITE = 5  # ours: the ML's model and answer, the SL's two blobs, the leader's share
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def available_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
-def loopback_bandwidth(total: int = 256 << 20, chunk: int = 4 << 20) -> float:
-    """Bytes per second through one TCP stream on 127.0.0.1."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    port = server.getsockname()[1]
-    received = [0]
+def _stream(total: int, chunk: int, wrap_server: Any = None, wrap_client: Any = None) -> float:
+    """Bytes per second through one TCP stream on 127.0.0.1 (optionally TLS-wrapped)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    done = threading.Event()
 
     def sink() -> None:
-        conn, _ = server.accept()
+        conn, _ = listener.accept()
+        if wrap_server is not None:
+            conn = wrap_server(conn)
         with conn:
-            while received[0] < total:
-                data = conn.recv(chunk)
-                if not data:
+            buffer = bytearray(chunk)
+            received = 0
+            while received < total:
+                count = conn.recv_into(buffer)
+                if not count:
                     break
-                received[0] += len(data)
+                received += count
+        done.set()
 
-    thread = threading.Thread(target=sink)
+    thread = threading.Thread(target=sink, daemon=True)
     thread.start()
-    payload = b"\0" * chunk
-    with socket.create_connection(("127.0.0.1", port)) as client:
+    payload = memoryview(bytes(chunk))
+    client = socket.create_connection(("127.0.0.1", port))
+    if wrap_client is not None:
+        client = wrap_client(client)
+    with client:
         started = time.perf_counter()
         sent = 0
         while sent < total:
             client.sendall(payload)
             sent += len(payload)
-        thread.join()
+        done.wait(120)
         elapsed = time.perf_counter() - started
-    server.close()
+    thread.join(timeout=10)
+    listener.close()
     return total / elapsed
+
+
+def loopback_bandwidth(workspace: Workspace | None = None, total: int = 256 << 20,
+                       chunk: int = 4 << 20, repeat: int = 3) -> dict[str, float]:
+    """Best of `repeat` one-stream transfers: plain TCP, and TLS with the swarm's identity."""
+    result = {"tcp": max(_stream(total, chunk) for _ in range(repeat))}
+    if workspace is not None:
+        identity = workspace.identity("sl")
+        server, client = server_context(identity), client_context(identity)
+        result["tls"] = max(_stream(
+            total, chunk, lambda s: server.wrap_socket(s, server_side=True),
+            lambda s: client.wrap_socket(s, server_hostname="127.0.0.1"))
+            for _ in range(repeat))
+    return result
 
 
 def model(params: int, seed: int) -> dict[str, np.ndarray]:
@@ -87,8 +119,9 @@ def model(params: int, seed: int) -> dict[str, np.ndarray]:
 
 def run_case(workspace: Workspace, peers: int, params: int, rounds: int) -> dict:
     names = [f"sl-{peers}-{params}-{i}" for i in range(peers)]
-    for name in names:
-        workspace.start_sl(name, fs_port=free_port(), timeout=120)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # start them a few at a time
+        list(pool.map(lambda name: workspace.start_sl(name, fs_port=free_port(), timeout=180),
+                      names))
     contract = f"bench-{peers}-{params}-{int(time.time() * 1000)}"
 
     sentinel = workspace.running_sentinel()
@@ -136,52 +169,90 @@ def run_case(workspace: Workspace, peers: int, params: int, rounds: int) -> dict
 def _create_contract(workspace: Workspace, host: str, port: int, name: str) -> None:
     import httpx
 
-    from swarmlearning.identity.tls import client_context
-
     context = client_context(workspace.identity("swci"))
     with httpx.Client(base_url=f"https://{host}:{port}", verify=context, timeout=30) as http:
         http.post("/v1/contracts", json={"name": name}).raise_for_status()
 
 
+def _short(number: int) -> str:
+    return f"{number / 1e6:g}M"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peers", default="2,4")
+    parser.add_argument("--peers", default="2,4,8,16")
     parser.add_argument("--sizes", default="1e6,1e7")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", default=str(RESULTS / "sync_round.json"))
+    parser.add_argument("--no-flower", action="store_true", help="skip the Flower runs")
+    parser.add_argument("--json", default=None, help="default: bench/results/sync_round.json")
     args = parser.parse_args(argv)
     peer_counts = [int(p) for p in args.peers.split(",")]
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    bandwidth = loopback_bandwidth()
     os.environ.setdefault("SL_WAIT_FOR_FULL_QUORUM_SECONDS", "30")
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         workspace = Workspace(Path(tmp) / "ws")
         workspace.start_sn("sentinel", sentinel=True, api_port=free_port(),
                            p2p_port=free_port(), timeout=120)
         try:
+            bandwidth = loopback_bandwidth(workspace)
+            print(f"loopback, one stream: TCP {bandwidth['tcp'] / 1e9:.2f} GB/s, TLS "
+                  f"{bandwidth['tls'] / 1e9:.2f} GB/s", flush=True)
             for params in sizes:
                 for peers in peer_counts:
-                    row = run_case(workspace, peers, params, args.rounds)
-                    floor = 2 * (peers - 1) * row["model_bytes"] / bandwidth
-                    row["byte_move_seconds"] = floor
-                    row["ratio"] = row["median_seconds"] / floor
-                    rows.append(row)
-                    print(f"{peers:>3} peers x {params / 1e6:>5.0f}M params: round "
-                          f"{row['median_seconds']:.3f} s (median of {args.rounds}); byte move "
-                          f"{floor:.3f} s; ratio {row['ratio']:.1f}", flush=True)
+                    rows.append(_case(workspace, peers, params, args, bandwidth))
         finally:
             workspace.stop_all()
-    print(f"\nloopback bandwidth {bandwidth / 1e9:.2f} GB/s; {os.cpu_count()} cores; "
-          f"{platform.processor() or platform.machine()}")
-    print(f"{'peers':>5} {'params':>8} {'round s':>9} {'bytes s':>9} {'ratio':>6}")
-    for row in rows:
-        print(f"{row['peers']:>5} {row['params'] / 1e6:>7.0f}M {row['median_seconds']:>9.3f} "
-              f"{row['byte_move_seconds']:>9.3f} {row['ratio']:>6.1f}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"loopback_bytes_per_second": bandwidth,
-                                           "cores": os.cpu_count(), "rows": rows}, indent=1))
+    print(f"\n{describe()}; loopback one stream: TCP {bandwidth['tcp'] / 1e9:.2f} GB/s, "
+          f"TLS {bandwidth['tls'] / 1e9:.2f} GB/s")
+    print(table(["peers", "params", "ours s", "bytes (TCP) s", "ours/bytes", "bytes (TLS) s",
+                 "ours/bytes TLS", "Flower s", "Flower/ours"],
+                [[r["peers"], _short(r["params"]), r.get("median_seconds"),
+                  r.get("byte_move_seconds"), r.get("ratio"), r.get("byte_move_tls_seconds"),
+                  r.get("ratio_tls"), r.get("flower_median_seconds"), r.get("flower_ratio")]
+                 for r in rows]))
+    path = write_json("sync_round", {"loopback_bytes_per_second": bandwidth["tcp"],
+                                     "loopback_tls_bytes_per_second": bandwidth["tls"],
+                                     "rounds": args.rounds, "rows": rows}, args.json)
+    print(f"wrote {path}")
     return 0
+
+
+def _case(workspace: Workspace, peers: int, params: int, args: argparse.Namespace,
+          bandwidth: dict[str, float]) -> dict[str, Any]:
+    model_bytes = 4 * params
+    free = available_memory()
+    row: dict[str, Any] = {"peers": peers, "params": params, "model_bytes": model_bytes}
+    if OUR_APPETITE * peers * model_bytes > 0.8 * free:
+        row["skipped"] = f"needs about {OUR_APPETITE * peers * model_bytes / 2**30:.0f} GiB"
+        print(f"{peers:>3} peers x {_short(params)}: skipped ({row['skipped']})", flush=True)
+        return row
+    row.update(run_case(workspace, peers, params, args.rounds))
+    moved = 2 * (peers - 1) * row["model_bytes"]
+    row["byte_move_seconds"] = moved / bandwidth["tcp"]
+    row["byte_move_tls_seconds"] = moved / bandwidth["tls"]
+    row["ratio"] = row["median_seconds"] / row["byte_move_seconds"]
+    row["ratio_tls"] = row["median_seconds"] / row["byte_move_tls_seconds"]
+    line = (f"{peers:>3} peers x {_short(params)}: round {row['median_seconds']:.3f} s "
+            f"(median of {args.rounds}); byte move {row['byte_move_seconds']:.3f} s; ratio "
+            f"{row['ratio']:.2f}")
+    if not args.no_flower:
+        if FLOWER_APPETITE * peers * model_bytes > 0.8 * available_memory():
+            row["flower_skipped"] = (f"needs about "
+                                     f"{FLOWER_APPETITE * peers * model_bytes / 2**30:.0f} GiB")
+            line += f"; Flower skipped ({row['flower_skipped']})"
+        else:
+            from flower_round import flower_round
+
+            flower = flower_round(peers, params, args.rounds)
+            row["flower_median_seconds"] = flower["median_seconds"]
+            row["flower_round_seconds"] = flower["round_seconds"]
+            row["flower_startup_seconds"] = flower["startup_seconds"]
+            row["flower_ratio"] = flower["median_seconds"] / row["median_seconds"]
+            line += (f"; Flower {flower['median_seconds']:.3f} s "
+                     f"({row['flower_ratio']:.1f}x ours)")
+    print(line, flush=True)
+    return row
 
 
 if __name__ == "__main__":

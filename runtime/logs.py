@@ -11,7 +11,8 @@ import sys
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "logger": record.name,
+        entry = {"ts": f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d}",
+                 "logger": record.name,
                  "level": record.levelname, "msg": record.getMessage()}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -25,7 +26,8 @@ def setup_logging(level: str | None = None) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(name)s : %(levelname)s : %(message)s", "%Y-%m-%d %H:%M:%S"))
+            "%(asctime)s.%(msecs)03d %(name)s : %(levelname)s : %(message)s",
+            "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("SWARM_LOG_LEVEL") or "INFO").upper())

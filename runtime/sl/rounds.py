@@ -116,6 +116,7 @@ class RoundEngine:
         self.ram_intensive = ram_intensive
         self.merge_backend = merge_backend
         self._scratch: list[str] = []  # a leader's unpinned copies of contributions
+        self._gathered = 0.0  # when the leader last had every contribution in hand
         self.latest: tuple[int, str] | None = None
 
     # -- the session's requests --------------------------------------------------------------------
@@ -261,6 +262,7 @@ class RoundEngine:
                 return None
             blob, used = built
             merged = self.store.put(blob)
+        built_at = time.monotonic()
         expected = max(status["expected_peers"], session.min_peers)
         final = all(c["done"] for c in checkins) and len(checkins) >= expected
         try:
@@ -271,8 +273,10 @@ class RoundEngine:
                 log.info("Round %s: another leader recorded first (%s)", number, exc)
                 return None
             raise SessionError(str(exc)) from None
-        log.info("Round %s: merged %d contribution(s) with %s in %.2f s as leader%s", number,
-                 len(used), session.merge_method, time.monotonic() - started,
+        log.info("Round %s: merged %d contribution(s) with %s in %.2f s as leader (gathered "
+                 "in %.2f s, merged in %.2f s, recorded in %.2f s)%s", number, len(used),
+                 session.merge_method, time.monotonic() - started, self._gathered - started,
+                 built_at - self._gathered, time.monotonic() - built_at,
                  "; training complete" if final else "")
         session.led_last = True
         self.latest = (number, merged)
@@ -293,6 +297,7 @@ class RoundEngine:
     def _merge_gathered(self, session: Session, number: int, entries: list[dict[str, Any]],
                         weights: list[float]) -> tuple[bytearray, list[str]] | None:
         loaded = self._gather(number, entries)
+        self._gathered = time.monotonic()
         models: list[Mapping[str, np.ndarray]] = []
         kept: list[tuple[dict[str, Any], float]] = []
         for entry, weight, model in zip(entries, weights, loaded, strict=True):
@@ -422,6 +427,8 @@ class RoundEngine:
                     problems.append(str(exc))
                     continue
                 self.store.put(data, name)
+                log.info("Round %s: fetched the merged model from %s in %.2f s", number, uid,
+                         time.monotonic() - started)
                 return data
             if time.monotonic() - last_note >= NOTE_EVERY:
                 last_note = time.monotonic()
