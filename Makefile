@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# the benchmarks of docs/benchmarks.md (about 40 minutes on 2 cores; Flower is a bench extra)
+# the benchmarks of docs/benchmarks.md (about 20 minutes on 2 cores; Flower is a bench extra)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run_all.py

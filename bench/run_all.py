@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 # name: (the settings of docs/benchmarks.md, the quick check)
 PLAN: dict[str, tuple[list[str], list[str]]] = {
     "startup": ([], ["--runs", "2", "--sn-runs", "1", "--no-demo"]),
-    "merge": (["--retries", "1", "--pause", "5"],
+    "merge": (["--retries", "1", "--pause", "5", "--gpu"],
               ["--peers", "2,4", "--sizes", "1e6", "--repeat", "1", "--retries", "0"]),
     "sync_round": (["--sizes", "1e6,1e7,5e7"],
                    ["--peers", "2,4", "--sizes", "1e6", "--rounds", "2"]),

@@ -57,7 +57,7 @@ BANNER_MARK = "## SWARM LEARNING SN NODE ##"
 CHAIN_MARK = "Setting up blockchain layer for the swarm node: FINISHED"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
-HPE_START_S = (120.0, 180.0)
+HPE_START_S = (60.0, 180.0)  # HPE's FAQ: "a few minutes", read here as 1 to 3
 THREADS = 4
 # The SN's liveness transaction runs every 10 s by default; the benchmark moves it out of the way
 # so that every transaction measured is one the benchmark sent (--sn-heartbeat to change).
@@ -372,7 +372,7 @@ def report(res: dict[str, Any]) -> str:
         "",
         f"Cold start / import floor: {ratios['cold_over_import_floor']:.2f}x; "
         f"warm restart / import floor: {ratios['warm_over_import_floor']:.2f}x",
-        f"HPE's documented 2 to 3 minutes / our median cold start: "
+        f"HPE's documented 'a few minutes' (read as 1 to 3) / our median cold start: "
         f"{ratios['hpe_over_cold'][0]:.0f}x to {ratios['hpe_over_cold'][1]:.0f}x",
     ]
     return "\n".join(lines)
