@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -44,13 +45,25 @@ def run_swarm(output: Path) -> int:
     shutil.rmtree(workspace, ignore_errors=True)
     interp = Interpreter(SessionState(cwd=Path.cwd()))
     interp.state.workspace = workspace.resolve()
+    interrupted: list[int] = []
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        # a command may take Ctrl-C as "stop this command" (WAIT FOR TASKRUNNER, SLEEP); for
+        # the demo it still means "stop the demo"
+        interrupted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         code = run_text(interp, SCRIPT.read_text(encoding="utf-8"), str(SCRIPT))
+        if interrupted:
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         print("\nInterrupted: stopping the swarm", flush=True)
         code = ExitCode.STOPPED_ON_FAILURE
         raise
     finally:
+        signal.signal(signal.SIGINT, previous)
         for record in Workspace(workspace).stop_all(grace=5, keep=True):
             print(f"    stopped {record.kind.upper()} {record.name}", flush=True)
     return int(code or 0)

@@ -23,6 +23,7 @@ from swarmlearning.sl.rounds import RoundEngine, Session
 from swarmlearning.sl.snclient import SNClient, SNError
 
 log = logging.getLogger("swarm.sl")
+REPORT_DRAIN_SECONDS = 10.0
 READY_LINE = "Starting SWARM-LEARNING-FS on port: "
 
 
@@ -82,6 +83,8 @@ class SwarmLearningNode:
             self._reports.put(None)
             channel.close()
             self._stop_ml()
+            if threads[1].is_alive():
+                threads[1].join(timeout=REPORT_DRAIN_SECONDS)  # the last progress report
             try:
                 self.sn.deregister(self.uid)
             except SNError as exc:
@@ -101,8 +104,10 @@ class SwarmLearningNode:
                 log.warning("Liveness report failed: %s", exc)
 
     def _reporter(self) -> None:
-        """Progress for PERFDATA, off the ML's path: only the newest report per contract."""
-        while True:
+        """Progress for PERFDATA, off the ML's path: only the newest report per contract. The
+        reports queued before the stop mark are still sent (the final epochs of a run)."""
+        stopping = False
+        while not stopping:
             item = self._reports.get()
             if item is None:
                 return
@@ -110,7 +115,8 @@ class SwarmLearningNode:
             while not self._reports.empty():
                 more = self._reports.get_nowait()
                 if more is None:
-                    return
+                    stopping = True
+                    break
                 latest[more.contract] = more
             for session in latest.values():
                 try:
