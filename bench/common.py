@@ -121,3 +121,19 @@ def write_json(name: str, payload: dict[str, Any], path: str | None = None) -> P
                **payload}
     target.write_text(json.dumps(payload, indent=1, default=float) + "\n")
     return target
+
+
+def create_contract(workspace: Any, name: str) -> None:
+    """A fresh training contract on the workspace's sentinel SN, through its API, as the
+    workspace's swci identity (mutual TLS)."""
+    import httpx
+
+    from swarmlearning.identity.tls import client_context
+
+    sentinel = workspace.running_sentinel()
+    if sentinel is None:
+        raise RuntimeError("the sentinel SN is not running")
+    context = client_context(workspace.identity("swci"))
+    with httpx.Client(base_url=f"https://{sentinel.host}:{sentinel.ports['api']}",
+                      verify=context, timeout=30) as http:
+        http.post("/v1/contracts", json={"name": name}).raise_for_status()

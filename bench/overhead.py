@@ -48,9 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import describe, free_port, machine, table, write_json
+from common import create_contract, describe, free_port, machine, table, write_json
 from digits_worker import run_group, sync_latencies, worker_env
-from time_to_accuracy import create_contract
 
 
 def without_swarm(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:

@@ -53,7 +53,17 @@ from typing import Any
 
 import httpx
 import numpy as np
-from common import ROOT, describe, free_port, machine, percentile, summary, table, write_json
+from common import (
+    ROOT,
+    create_contract,
+    describe,
+    free_port,
+    machine,
+    percentile,
+    summary,
+    table,
+    write_json,
+)
 
 from swarmlearning.identity.tls import client_context
 from swarmlearning.ml.channel import ChannelClient
@@ -210,14 +220,6 @@ def stop_nodes(workspace: Workspace, names: list[str], workers: int = 8) -> floa
     return time.perf_counter() - t0
 
 
-def create_contract(workspace: Workspace, sn: NodeRecord, name: str) -> None:
-    """POST /v1/contracts as the workspace's swci identity."""
-    context = client_context(workspace.identity("swci"))
-    with httpx.Client(base_url=f"https://{sn.host}:{sn.ports['api']}", verify=context,
-                      timeout=30) as http:
-        http.post("/v1/contracts", json={"name": name}).raise_for_status()
-
-
 def memory_of(records: list[NodeRecord]) -> dict[str, Any]:
     """Total and per-process VmRSS / VmHWM of a group of processes (bytes)."""
     found = [proc_memory(r.pid) for r in records]
@@ -346,7 +348,7 @@ def run_case(root: Path, peers: int, args: argparse.Namespace) -> dict[str, Any]
             raise RuntimeError(f"{len(case['start']['failures'])} SL(s) did not start")
         sls = [r for r in workspace.records() if r.kind == "sl"]
         contract = f"scale-{peers}-{int(time.time() * 1000)}"
-        create_contract(workspace, sn, contract)
+        create_contract(workspace, contract)
         time.sleep(1.0)  # past the start-up burst before the idle probe
         case["memory_idle"] = {"sn": memory_of([sn]), "sl": memory_of(sls)}
         probe = Probe(workspace, sn, contract, args.probe_hz)

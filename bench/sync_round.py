@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import describe, free_port, table, write_json
+from common import create_contract, describe, free_port, table, write_json
 
 from swarmlearning.identity.tls import client_context, server_context
 from swarmlearning.ml.channel import ChannelClient
@@ -126,7 +126,7 @@ def run_case(workspace: Workspace, peers: int, params: int, rounds: int) -> dict
 
     sentinel = workspace.running_sentinel()
     assert sentinel is not None
-    _create_contract(workspace, sentinel.host, sentinel.ports["api"], contract)
+    create_contract(workspace, contract)
     blobs = [to_bytes(model(params, seed)) for seed in range(peers)]
     sent_at: list[list[float]] = [[0.0] * rounds for _ in range(peers)]
     got_at: list[list[float]] = [[0.0] * rounds for _ in range(peers)]
@@ -164,14 +164,6 @@ def run_case(workspace: Workspace, peers: int, params: int, rounds: int) -> dict
              for r in range(rounds)]
     return {"peers": peers, "params": params, "model_bytes": len(blobs[0]),
             "round_seconds": times, "median_seconds": statistics.median(times)}
-
-
-def _create_contract(workspace: Workspace, host: str, port: int, name: str) -> None:
-    import httpx
-
-    context = client_context(workspace.identity("swci"))
-    with httpx.Client(base_url=f"https://{host}:{port}", verify=context, timeout=30) as http:
-        http.post("/v1/contracts", json={"name": name}).raise_for_status()
 
 
 def _short(number: int) -> str:

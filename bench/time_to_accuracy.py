@@ -56,7 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import describe, free_port, machine, table, write_json
+from common import create_contract, describe, free_port, machine, table, write_json
 from digits_worker import (
     await_exit,
     log_tail,
@@ -140,21 +140,6 @@ def run_ours(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
                   sync_latency_median=statistics.median(latencies) if latencies else None,
                   train_end_seconds=statistics.median(r["train_end_seconds"] for r in records),
                   per_peer_curves=curves)
-
-
-def create_contract(workspace: Any, name: str) -> None:
-    """A fresh training contract on the sentinel, through its API (mutual TLS)."""
-    import httpx
-
-    from swarmlearning.identity.tls import client_context
-
-    sentinel = workspace.running_sentinel()
-    if sentinel is None:
-        raise RuntimeError("the sentinel SN is not running")
-    context = client_context(workspace.identity("swci"))
-    with httpx.Client(base_url=f"https://{sentinel.host}:{sentinel.ports['api']}",
-                      verify=context, timeout=30) as http:
-        http.post("/v1/contracts", json={"name": name}).raise_for_status()
 
 
 def run_flower(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
