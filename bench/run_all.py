@@ -29,7 +29,7 @@ PLAN: dict[str, tuple[list[str], list[str]]] = {
               ["--peers", "2,4", "--sizes", "1e6", "--repeat", "1", "--retries", "0"]),
     "sync_round": (["--sizes", "1e6,1e7,5e7"],
                    ["--peers", "2,4", "--sizes", "1e6", "--rounds", "2"]),
-    "time_to_accuracy": ([], ["--peers", "3", "--rounds", "8"]),
+    "time_to_accuracy": (["--repeat", "3"], ["--peers", "3", "--rounds", "8"]),
     "overhead": ([], ["--epochs", "1", "--repeats", "1"]),
     "scale": ([], ["--peers", "8,16", "--rounds", "2"]),
 }

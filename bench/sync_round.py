@@ -12,7 +12,10 @@ over mTLS, the merge, the merge record on the chain, and N-1 downloads of the me
 The byte-move floor is what any exchange with one aggregator among the peers must move: N-1
 contributions to it and N-1 merged models back, 2 x (N-1) x model bytes, at the loopback
 bandwidth measured in this process over one TCP stream (plain, and again over TLS with the
-swarm's own certificates). Flower: `flower_round.flower_round` (bench/flower_round.py), one
+swarm's own certificates). A third floor adds what content addressing must compute on top of
+the TLS move: 3N-1 model-sized SHA-256 digests (each peer names its contribution, the leader
+checks N-1 and names the merge, N-1 followers check it), at the one-core rate measured here.
+Flower: `flower_round.flower_round` (bench/flower_round.py), one
 server and N client processes over Flower's gRPC, FedAvg, zero local epochs; it is skipped
 where its measured memory appetite (about 25 x N x model bytes) would not fit in the memory
 available now, and so are our cases that would not (about 5 x N x model bytes).
@@ -25,6 +28,7 @@ The full grid of docs/benchmarks.md: --sizes 1e6,1e7,5e7.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 import statistics
@@ -110,6 +114,24 @@ def loopback_bandwidth(workspace: Workspace | None = None, total: int = 256 << 2
     return result
 
 
+def hash_rate(size: int = 40 << 20, repeat: int = 3) -> float:
+    """SHA-256 bytes per second on one core, best of `repeat` (what content addressing costs)."""
+    data = np.random.default_rng(0).bytes(size)
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        hashlib.sha256(data).digest()
+        best = min(best, time.perf_counter() - started)
+    return size / best
+
+
+def hashed_copies(peers: int) -> int:
+    """Model-sized SHA-256 computations a round needs: each peer names its contribution (N),
+    the leader checks the N-1 it fetches and names the merged model (1), and N-1 followers
+    check the merged model they fetch."""
+    return 3 * peers - 1
+
+
 def model(params: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     sizes = [params // 2, params // 4, params // 8]
@@ -188,23 +210,27 @@ def main(argv: list[str] | None = None) -> int:
                            p2p_port=free_port(), timeout=120)
         try:
             bandwidth = loopback_bandwidth(workspace)
+            bandwidth["sha256"] = hash_rate()
             print(f"loopback, one stream: TCP {bandwidth['tcp'] / 1e9:.2f} GB/s, TLS "
-                  f"{bandwidth['tls'] / 1e9:.2f} GB/s", flush=True)
+                  f"{bandwidth['tls'] / 1e9:.2f} GB/s; SHA-256 on one core "
+                  f"{bandwidth['sha256'] / 1e9:.2f} GB/s", flush=True)
             for params in sizes:
                 for peers in peer_counts:
                     rows.append(_case(workspace, peers, params, args, bandwidth))
         finally:
             workspace.stop_all()
     print(f"\n{describe()}; loopback one stream: TCP {bandwidth['tcp'] / 1e9:.2f} GB/s, "
-          f"TLS {bandwidth['tls'] / 1e9:.2f} GB/s")
+          f"TLS {bandwidth['tls'] / 1e9:.2f} GB/s; SHA-256 {bandwidth['sha256'] / 1e9:.2f} GB/s")
     print(table(["peers", "params", "ours s", "bytes (TCP) s", "ours/bytes", "bytes (TLS) s",
-                 "ours/bytes TLS", "Flower s", "Flower/ours"],
+                 "ours/bytes TLS", "TLS + SHA-256 s", "ours/that", "Flower s", "Flower/ours"],
                 [[r["peers"], _short(r["params"]), r.get("median_seconds"),
                   r.get("byte_move_seconds"), r.get("ratio"), r.get("byte_move_tls_seconds"),
-                  r.get("ratio_tls"), r.get("flower_median_seconds"), r.get("flower_ratio")]
+                  r.get("ratio_tls"), r.get("secure_floor_seconds"), r.get("ratio_secure"),
+                  r.get("flower_median_seconds"), r.get("flower_ratio")]
                  for r in rows]))
     path = write_json("sync_round", {"loopback_bytes_per_second": bandwidth["tcp"],
                                      "loopback_tls_bytes_per_second": bandwidth["tls"],
+                                     "sha256_bytes_per_second": bandwidth["sha256"],
                                      "rounds": args.rounds, "rows": rows}, args.json)
     print(f"wrote {path}")
     return 0
@@ -225,6 +251,9 @@ def _case(workspace: Workspace, peers: int, params: int, args: argparse.Namespac
     row["byte_move_tls_seconds"] = moved / bandwidth["tls"]
     row["ratio"] = row["median_seconds"] / row["byte_move_seconds"]
     row["ratio_tls"] = row["median_seconds"] / row["byte_move_tls_seconds"]
+    row["secure_floor_seconds"] = (row["byte_move_tls_seconds"] + hashed_copies(peers) *
+                                   row["model_bytes"] / bandwidth["sha256"])
+    row["ratio_secure"] = row["median_seconds"] / row["secure_floor_seconds"]
     line = (f"{peers:>3} peers x {_short(params)}: round {row['median_seconds']:.3f} s "
             f"(median of {args.rounds}); byte move {row['byte_move_seconds']:.3f} s; ratio "
             f"{row['ratio']:.2f}")

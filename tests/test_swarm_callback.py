@@ -10,6 +10,7 @@ import logging
 import socket
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -249,11 +250,39 @@ def test_loopback_validates_but_never_connects(monkeypatch, caplog, log):
     assert any("keeping the local model" in m for m in messages)
 
 
+def test_an_ml_program_started_before_its_sl_waits_for_the_channel(socket_dir, monkeypatch,
+                                                                   log):
+    monkeypatch.delenv("SWARM_LOOPBACK", raising=False)
+    path = socket_dir / "late.sock"
+    monkeypatch.setenv(CHANNEL_ENV, str(path))
+    monkeypatch.setenv("SL_CHANNEL_WAIT_SECONDS", "20")
+    started: list[FakeSL] = []
+    timer = threading.Timer(0.4, lambda: started.append(FakeSL(str(path))))
+    timer.start()
+    try:
+        began = time.monotonic()
+        core = SwarmCore(_parse(), dict, lambda w: None, logger=log)
+        assert time.monotonic() - began >= 0.3
+        assert core.session == {"contract": "c", "round": 0}
+        assert [h["type"] for h in started[0].kinds()] == ["open"]
+    finally:
+        timer.cancel()
+        for server in started:
+            server.stop()
+
+
 def test_unreachable_channel_is_a_clear_early_error(socket_dir, monkeypatch, log):
     monkeypatch.delenv("SWARM_LOOPBACK", raising=False)
     monkeypatch.setenv(CHANNEL_ENV, str(socket_dir / "missing.sock"))
+    monkeypatch.setenv("SL_CHANNEL_WAIT_SECONDS", "0.3")
     params = _parse()
-    with pytest.raises(ChannelError, match="cannot reach the SL node at .*missing.sock"):
+    started = time.monotonic()
+    with pytest.raises(ChannelError, match="cannot reach the SL node at .*missing.sock.* after "
+                                           "waiting 0.3 s.*SL_CHANNEL_WAIT_SECONDS"):
+        SwarmCore(params, dict, lambda w: None, logger=log)
+    assert 0.3 <= time.monotonic() - started < 5
+    monkeypatch.setenv("SL_CHANNEL_WAIT_SECONDS", "soon")
+    with pytest.raises(ChannelError, match="SL_CHANNEL_WAIT_SECONDS='soon' is not a number"):
         SwarmCore(params, dict, lambda w: None, logger=log)
     monkeypatch.delenv(CHANNEL_ENV)
     with pytest.raises(ChannelError, match="SL_REQUEST_CHANNEL is not set.*SWARM_LOOPBACK"):

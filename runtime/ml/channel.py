@@ -14,6 +14,8 @@ Requests (ML -> SL) and their answers:
   has finished.
 While a request waits (quorum, leader), the SL may send any number of `waiting` {message}
 frames before the answer. A refused request is answered `error` {message}.
+
+The ML end may start first: it waits up to `SL_CHANNEL_WAIT_SECONDS` (30 s) for the socket.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ import json
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
+from swarmlearning.weights import new_buffer
+
 PROTOCOL_VERSION = 1
 CHANNEL_ENV = "SL_REQUEST_CHANNEL"
+WAIT_ENV = "SL_CHANNEL_WAIT_SECONDS"
+DEFAULT_WAIT = 30.0
+RETRY_SECONDS = 0.05
 _PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1 << 20
 
@@ -39,9 +47,9 @@ class FrameTooLarge(ChannelError):
     """A frame over the receiver's limits; its payload was not read."""
 
 
-def _read_exact(sock: socket.socket, size: int) -> bytearray:
+def _read_exact(sock: socket.socket, size: int) -> bytearray | memoryview:
     """Exactly `size` bytes, received straight into one buffer (models are large)."""
-    buffer = bytearray(size)
+    buffer = new_buffer(size)
     view = memoryview(buffer)
     filled = 0
     while filled < size:
@@ -61,14 +69,14 @@ def send_frame(sock: socket.socket, header: dict[str, Any], payload: bytes = b""
 
 
 def recv_frame(sock: socket.socket,
-               max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytearray]:
+               max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytearray | memoryview]:
     """Read one frame; a malformed frame raises ChannelError."""
     head_len, payload_len = _PREFIX.unpack(_read_exact(sock, _PREFIX.size))
     if head_len > MAX_HEADER or payload_len > max_payload:
         raise FrameTooLarge(f"frame too large (header {head_len} B, payload {payload_len} B; "
                             f"the limit is {max_payload} B)")
     try:
-        header = json.loads(_read_exact(sock, head_len))
+        header = json.loads(bytes(_read_exact(sock, head_len)))
     except ValueError as exc:
         raise ChannelError(f"frame header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
@@ -76,25 +84,54 @@ def recv_frame(sock: socket.socket,
     return header, _read_exact(sock, payload_len)
 
 
+def wait_seconds() -> float:
+    """How long an ML program waits for its SL's channel (`SL_CHANNEL_WAIT_SECONDS`)."""
+    text = os.environ.get(WAIT_ENV, "")
+    try:
+        return max(float(text), 0.0) if text else DEFAULT_WAIT
+    except ValueError:
+        raise ChannelError(f"{WAIT_ENV}={text!r} is not a number of seconds") from None
+
+
+def _connect(path: str, wait: float) -> socket.socket:
+    """A connected socket to the SL's channel. An ML program may start before its SL (a task
+    starts both at once), so a channel that is not there yet, or not listening yet, is tried
+    again until `wait` seconds have passed."""
+    deadline = time.monotonic() + wait
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(wait, 1.0))
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {wait:g} s" if wait > 0 else ""
+                raise ChannelError(f"cannot reach the SL node at {path} ({exc.strerror})"
+                                   f"{waited}; is the SL running with this channel? "
+                                   f"({WAIT_ENV} sets how long to wait)") from None
+            time.sleep(RETRY_SECONDS)
+            continue
+        except OSError as exc:
+            sock.close()
+            raise ChannelError(f"cannot reach the SL node at {path} ({exc}); is the SL "
+                               "running with this channel?") from None
+        sock.settimeout(None)
+        return sock
+
+
 class ChannelClient:
     """The ML end: one request at a time, answered in order."""
 
-    def __init__(self, path: str | None = None, connect_timeout: float = 30.0,
+    def __init__(self, path: str | None = None, connect_timeout: float | None = None,
                  on_waiting: Callable[[str], None] | None = None) -> None:
         self.path = path or os.environ.get(CHANNEL_ENV, "")
         if not self.path:
             raise ChannelError(f"{CHANNEL_ENV} is not set: it must name the SL node's channel "
                                "socket (or set SWARM_LOOPBACK=True to train without a swarm)")
         self.on_waiting = on_waiting
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(connect_timeout)
-        try:
-            self.sock.connect(self.path)
-        except OSError as exc:
-            self.sock.close()
-            raise ChannelError(f"cannot reach the SL node at {self.path} ({exc}); is the SL "
-                               "running with this channel?") from None
-        self.sock.settimeout(None)
+        self.sock = _connect(self.path, wait_seconds() if connect_timeout is None
+                             else connect_timeout)
 
     def request(self, message_type: str, payload: bytes = b"", /,
                 **fields: Any) -> tuple[dict[str, Any], bytes]:

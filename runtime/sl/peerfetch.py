@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from swarmlearning.weights import digest
+from swarmlearning.weights import digest, new_buffer
 
 MAX_HEAD = 64 << 10
 PIECE = 1 << 20
@@ -34,7 +34,7 @@ class PeerFetcher:
     def close(self) -> None:
         """Nothing is kept open between fetches."""
 
-    def fetch(self, host: str, port: int, name: str) -> bytearray:
+    def fetch(self, host: str, port: int, name: str) -> bytearray | memoryview:
         """The blob `name` from the file server at host:port, checked against its name."""
         where = f"https://{host}:{port}/v1/blobs/{name}"
         try:
@@ -46,7 +46,7 @@ class PeerFetcher:
                              "corrupt)")
         return data
 
-    def _get(self, host: str, port: int, path: str, where: str) -> bytearray:
+    def _get(self, host: str, port: int, path: str, where: str) -> bytearray | memoryview:
         raw = socket.create_connection((host, port), timeout=self.connect_timeout)
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -61,7 +61,7 @@ class PeerFetcher:
                          .encode("ascii"))
             head, rest = _read_head(sock, where)
             size = self._length(head, where)
-            data = bytearray(size)
+            data = new_buffer(size)
             view = memoryview(data)
             filled = min(len(rest), size)
             view[:filled] = rest[:filled]

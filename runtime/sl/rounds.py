@@ -171,8 +171,8 @@ class RoundEngine:
             weight = 0 if done and session.mode == "inactive" else session.weight
             flags = (FLAG_MAY_LEAD if self.make_me_admin else 0) | (FLAG_DONE if done else 0)
             try:
-                self._call(self.sn.checkin, session.contract, self.uid, number, own, weight,
-                           flags)
+                answer = self._call(self.sn.checkin, session.contract, self.uid, number, own,
+                                    weight, flags)
             except SNError as exc:
                 if exc.status == 409:
                     log.info("Check-in for round %s refused (%s); reading the contract again",
@@ -181,13 +181,18 @@ class RoundEngine:
                 raise SessionError(str(exc)) from None
             log.info("Checked in for round %s of %s (weight %s%s)", number, session.contract,
                      weight, ", finished" if done else "")
-            result = self._await_round(session, number, own, note)
+            # the check-in's answer is the round as it stood right after the write: the
+            # first poll, without asking again
+            first = answer if isinstance(answer, dict) and answer.get("round") == number \
+                else None
+            result = self._await_round(session, number, own, note, first)
             if result is not None:
                 session.syncs += 1
                 return result
 
     def _await_round(self, session: Session, number: int, own: str,
-                     note: Callable[[str], None]) -> RoundResult | None:
+                     note: Callable[[str], None],
+                     first: dict[str, Any] | None = None) -> RoundResult | None:
         seen = ""
         ready_at: float | None = None
         closed_at: float | None = None
@@ -203,7 +208,11 @@ class RoundEngine:
 
         while True:
             self._check_stop()
-            status = self._call(self.sn.round, session.contract, number, POLL_SECONDS, seen)
+            if first is not None:
+                status, first = first, None
+            else:
+                status = self._call(self.sn.round, session.contract, number, POLL_SECONDS,
+                                    seen)
             seen = status["version"]
             merge_record = status["merge"]
             if merge_record is not None:
@@ -253,7 +262,7 @@ class RoundEngine:
     def _lead(self, session: Session, number: int, own: str,
               status: dict[str, Any]) -> RoundResult | None:
         checkins = status["checkins"]
-        started = time.monotonic()
+        started = self._gathered = time.monotonic()
         if number == 0:
             blob, merged, used = self.store.get(own), own, [c["uid"] for c in checkins]
         else:
@@ -304,21 +313,35 @@ class RoundEngine:
             if model is not None:
                 models.append(model)
                 kept.append((entry, weight))
-        good, bad = screen(models)
-        for index, reason in bad:
-            log.warning("Round %s: rejected the contribution of %s: %s", number,
-                        kept[index][0]["uid"], reason)
-        if not good:
-            log.error("Round %s: no usable contribution to merge", number)
-            return None
+        good = list(range(len(models)))
         try:
-            result = merge(session.merge_method, [models[i] for i in good],
-                           [kept[i][1] for i in good], layerwise=not self.ram_intensive,
-                           backend=self.merge_backend)
+            # the merge checks every contribution as it goes (a NaN or Inf shows in the
+            # result), so clean rounds read each one once; a bad one sends the round through
+            # the screen, which drops every bad contribution, and the rest are merged again
+            result = self._merge_models(session, models, [w for _, w in kept])
         except MergeError as exc:
-            log.error("Round %s: merge failed: %s", number, exc)
-            return None
+            if exc.peer is None:
+                log.error("Round %s: merge failed: %s", number, exc)
+                return None
+            good, bad = screen(models)
+            for index, reason in bad:
+                log.warning("Round %s: rejected the contribution of %s: %s", number,
+                            kept[index][0]["uid"], reason)
+            if not good:
+                log.error("Round %s: no usable contribution to merge", number)
+                return None
+            try:
+                result = self._merge_models(session, [models[i] for i in good],
+                                            [kept[i][1] for i in good])
+            except MergeError as exc:
+                log.error("Round %s: merge failed: %s", number, exc)
+                return None
         return to_bytes(result), [kept[i][0]["uid"] for i in good]
+
+    def _merge_models(self, session: Session, models: list[Mapping[str, np.ndarray]],
+                      weights: list[float]) -> dict[str, np.ndarray]:
+        return merge(session.merge_method, models, weights, layerwise=not self.ram_intensive,
+                     backend=self.merge_backend)
 
     def _gather(self, number: int, entries: list[dict[str, Any]]
                 ) -> list[Mapping[str, np.ndarray] | None]:

@@ -2,6 +2,8 @@
 
 Every read first catches up: one `eth_blockNumber`, and when the chain moved, one `eth_getLogs`
 over the new block range only. The objects named by those events are re-read; nothing else is.
+A training's events are finer: a check-in drops that round's check-ins, a merge that round's
+merge record, a progress report the progress table, and a reset the whole generation.
 A write through this SN catches up the same way, so every client of any SN reads its own writes
 and everything written before them.
 """
@@ -66,7 +68,8 @@ class SwarmView:
         self.peers: dict[bytes, list[dict[str, Any]]] = {}
         self._bodies: dict[bytes, list[str]] = {}
         self._progress: dict[bytes, list[dict[str, Any]]] = {}
-        self._rounds: dict[tuple[bytes, int], dict[str, Any]] = {}
+        self._checkins: dict[tuple[bytes, int], list[dict[str, Any]]] = {}
+        self._merges: dict[tuple[bytes, int], dict[str, Any] | None] = {}
         self.block = -1
         self._synced_at = 0.0
         self._lock = threading.RLock()
@@ -121,7 +124,16 @@ class SwarmView:
                             row["alive_at"] = args["ts"]
                             row["active"] = True
                     continue
-                dirty[kind][bytes(args["key"])] = None
+                key = bytes(args["key"])
+                # a training's events name what changed: only that is read again
+                if event == "CheckedIn":
+                    self._checkins.pop((key, args["round"]), None)
+                elif event == "Merged":
+                    self._merges.pop((key, args["round"]), None)
+                elif event == "ProgressReported":
+                    self._progress.pop(key, None)
+                    continue
+                dirty[kind][key] = None
             for key in dirty["tasks"]:
                 self._reload_task(key)
             for key in dirty["trainings"]:
@@ -139,11 +151,15 @@ class SwarmView:
         self._bodies.pop(key, None)
 
     def _reload_training(self, key: bytes) -> None:
+        old = self.trainings.rows.get(key)
         row = _record(TRAINING_FIELDS, self.ledger.read("trainings", "training", key))
         self.trainings.put(key, row if row["state"] else None)
-        self._progress.pop(key, None)
-        for cached in [k for k in self._rounds if k[0] == key]:
-            del self._rounds[cached]
+        if old is None or not row["state"] or old["resets"] != row["resets"]:
+            # a reset starts a new generation: its rounds and progress begin afresh
+            self._progress.pop(key, None)
+            for cache in (self._checkins, self._merges):
+                for cached in [k for k in cache if k[0] == key]:
+                    del cache[cached]
 
     def _reload_runner(self, key: bytes) -> None:
         row = _record(RUNNER_FIELDS, self.ledger.read("runners", "runner", key))
@@ -174,11 +190,13 @@ class SwarmView:
         """One sync round of a training contract: its check-ins in chain order and its merge
         (None until the leader recorded one)."""
         with self._lock:
-            if (key, number) not in self._rounds:
-                entries = self.ledger.read("trainings", "round_checkins", key, number)
+            at = (key, number)
+            if at not in self._checkins:
+                self._checkins[at] = [_record(CHECKIN_FIELDS, entry) for entry in
+                                      self.ledger.read("trainings", "round_checkins", key,
+                                                       number)]
+            if at not in self._merges:
                 merge = _record(MERGE_FIELDS, self.ledger.read("trainings", "round_merge", key,
                                                                number))
-                self._rounds[(key, number)] = {
-                    "checkins": [_record(CHECKIN_FIELDS, entry) for entry in entries],
-                    "merge": merge if merge["merged_at"] else None}
-            return self._rounds[(key, number)]
+                self._merges[at] = merge if merge["merged_at"] else None
+            return {"checkins": self._checkins[at], "merge": self._merges[at]}
