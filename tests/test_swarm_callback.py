@@ -92,7 +92,12 @@ class FakeSL:
             send_frame(conn, {"type": "error", "message": f"unknown request {kind}"})
 
     def stop(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        except OSError:
+            pass
         self.listener.close()
+        self.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -186,6 +186,8 @@ def test_a_long_wait_blocks_no_one_else(app) -> None:  # noqa: ANN001
 
 
 def test_concurrent_commands_of_one_session_all_land(app) -> None:  # noqa: ANN001
+    before = threading.active_count()  # threads other tests of this process left running
+
     async def scenario() -> dict[str, Any]:
         async with client(app) as web:
             await asyncio.gather(*[web.post("/exec", params={
@@ -194,7 +196,7 @@ def test_concurrent_commands_of_one_session_all_land(app) -> None:  # noqa: ANN0
 
     names = {c["name"] for c in run(scenario())["DATA"]["contexts"]}
     assert names == {f"c{i}" for i in range(24)}
-    assert threading.active_count() < 64
+    assert threading.active_count() - before < 40  # not a thread per command
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
