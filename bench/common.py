@@ -1,13 +1,16 @@
-"""What every benchmark script shares: the machine's description, free ports, timing
-summaries, and writing results (a printed table and a JSON file under bench/results/)."""
+"""What every benchmark script shares: the machine's description, free ports, stopping the
+processes it started, timing summaries, and writing results (a printed table and a JSON file
+under bench/results/)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +27,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0,
+                 first: int = signal.SIGTERM, group: bool = False) -> None:
+    """Send `first` to the process by its pid (or to the process group it leads, when it was
+    started with start_new_session), wait up to `grace` seconds, then SIGKILL it and reap it."""
+    kill = os.killpg if group else os.kill
+    if proc.poll() is not None:
+        return
+    try:
+        kill(proc.pid, first)
+        proc.wait(timeout=grace)
+        return
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def _cpu_model() -> str:

@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT / "examples" / "digits-pyt" / "model"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import stop_process  # noqa: E402
 from torch import nn  # noqa: E402
 
 BATCH_SIZE = 32
@@ -333,23 +333,6 @@ def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pope
                                 cwd=ROOT)
 
 
-def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the process's pid, up to `grace` seconds, then SIGKILL (and reap it)."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
-
-
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
@@ -425,7 +408,7 @@ def run_group(mode: str, peers: int, peer_ids: Sequence[int], scratch: Path,
         return launched, released, [json.loads(out.read_text()) for out in outs]
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import free_port, stop_process
 
 from swarmlearning.identity.pki import PkiLayout, generate_pki
 from swarmlearning.identity.tls import Identity, client_context
@@ -62,31 +62,6 @@ THREADS = 4
 # The SN's liveness transaction runs every 10 s by default; the benchmark moves it out of the way
 # so that every transaction measured is one the benchmark sent (--sn-heartbeat to change).
 SN_HEARTBEAT_S = 3600.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM the process by its pid, then SIGKILL it if it is still there after `timeout`."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        proc.wait(timeout=timeout)
 
 
 @dataclass
@@ -148,7 +123,7 @@ class Sentinel:
         """Clean stop: SIGTERM, then SIGKILL after a timeout; seconds until it exited."""
         t0 = time.perf_counter()
         if self.proc is not None:
-            stop_process(self.proc)
+            stop_process(self.proc, STOP_TIMEOUT_S)
             self._join_reader()
         return time.perf_counter() - t0
 
@@ -186,7 +161,7 @@ def time_spawn(argv: list[str], runs: int) -> list[float]:
         try:
             code = proc.wait(timeout=60)
         finally:
-            stop_process(proc)
+            stop_process(proc, STOP_TIMEOUT_S)
         times.append(time.perf_counter() - t0)
         if code != 0:
             raise RuntimeError(f"{argv} exited with {code}")

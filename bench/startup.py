@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, describe, machine, summary, table, write_json
+from common import ROOT, describe, machine, stop_process, summary, table, write_json
 from sn_start import Sentinel
 
 from swarmlearning.identity.pki import generate_pki
@@ -113,24 +113,6 @@ def _strip(data: bytes) -> str:
     return ANSI.sub("", data.decode("utf-8", "replace"))
 
 
-def _kill_group(proc: subprocess.Popen[Any], first: int = signal.SIGTERM,
-                grace: float = EXIT_TIMEOUT_S) -> None:
-    """Signal the process group `proc` leads (started with start_new_session), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, first)
-        proc.wait(timeout=grace)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        proc.wait(timeout=grace)
-
-
 def time_prompt(workspace: Path, env: dict[str, str]) -> float:
     """Spawn `swci` on a pseudo-terminal; seconds until `SWCI:0 > ` is on the screen."""
     master, slave = pty.openpty()
@@ -175,7 +157,7 @@ def time_prompt(workspace: Path, env: dict[str, str]) -> float:
                     break
         return took
     finally:
-        _kill_group(proc)
+        stop_process(proc, EXIT_TIMEOUT_S, group=True)
         os.close(master)
 
 
@@ -188,7 +170,7 @@ def time_exit(argv: list[str], env: dict[str, str]) -> float:
     try:
         code = proc.wait(timeout=60)
     finally:
-        _kill_group(proc)
+        stop_process(proc, EXIT_TIMEOUT_S, group=True)
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}")
     return time.perf_counter() - started
@@ -276,7 +258,7 @@ def run_demo(output: Path) -> dict[str, Any]:
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            _kill_group(proc, signal.SIGINT, grace=60)  # the demo stops its swarm on Ctrl-C
+            stop_process(proc, 60, signal.SIGINT, group=True)  # the demo stops its swarm on Ctrl-C
         proc.stdout.close()
         # whatever the demo left behind (it should leave nothing), stopped by pid
         Workspace(output / "swarm").stop_all(grace=5)

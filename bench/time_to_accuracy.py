@@ -60,13 +60,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import create_contract, describe, free_port, machine, table, write_json
+from common import (
+    create_contract,
+    describe,
+    free_port,
+    machine,
+    stop_process,
+    table,
+    write_json,
+)
 from digits_worker import (
     await_exit,
     log_tail,
     run_group,
     spawn,
-    stop,
     sync_latencies,
     worker_env,
 )
@@ -189,7 +196,7 @@ def run_flower(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str,
         await_exit(processes, logs, args.timeout)
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
     record = json.loads(server_out.read_text())
     t0 = record["t0"]
     curve = curve_of([e for e in record["evals"] if e["round"] >= 1], t0)
