@@ -4,6 +4,7 @@ Every process started here is stopped by its pid; every wait is bounded."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,12 +18,33 @@ from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki
 READY = "Starting SWARM-API-SERVER on port: "
 SL_READY = "Starting SWARM-LEARNING-FS on port: "
 ROOT = Path(__file__).resolve().parents[1]
+FIXED_PORTS_FROM = 20000
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port on 127.0.0.1 that nothing listens on, from below the kernel's ephemeral range:
+    a port from inside it can be taken, before the test's daemon binds it, as the source port
+    of any outgoing connection on the machine (the daemons make many)."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(FIXED_PORTS_FROM, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every port tried was busy: any free one will do
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return low if low > FIXED_PORTS_FROM + 1000 else 32768
 
 
 def make_orgs(root: Path, *names: str) -> dict[str, PkiLayout]:
