@@ -4,12 +4,13 @@ training and central training, with the same model, data, optimizer and batch bu
 Contenders, for each N of `--peers` (every process on 127.0.0.1, one torch thread each):
 - ours: a fresh workspace with a sentinel SN and N SL daemons (mutual TLS), and N ML processes
   (bench/digits_worker.py --mode swarm) with the PyTorch SwarmCallback, syncFrequency =
-  `--batches`, minPeers N, mergeMethod mean, on a fresh training contract. Once the SN is
-  ready, the SLs (four at a time) and the ML processes start together, as a RUN_SWARM task
-  starts them: each ML waits for its SL's channel. Flower's clients likewise start once its
-  server listens;
+  `--batches`, minPeers N, mergeMethod mean, on the default training contract of the fresh
+  swarm. Everything is launched at once: the SN, the SLs as soon as the SN process exists
+  (an SL retries its SN until it answers) and the ML processes (each waits for its SL's
+  channel);
 - flower: a Flower server process and N client processes over Flower's gRPC transport
-  (bench/flower_digits.py: legacy start_server / start_client, FedAvg);
+  (bench/flower_digits.py: legacy start_server / start_client, FedAvg), likewise launched at
+  once (a Flower client retries the server until it answers);
 - local: the N peers' processes training alone on their own shares (no swarm), concurrently;
 - central: one process training on all the training data.
 
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    create_contract,
     describe,
     free_port,
     machine,
@@ -71,7 +70,6 @@ from common import (
 )
 from digits_worker import (
     await_exit,
-    log_tail,
     run_group,
     spawn,
     sync_latencies,
@@ -79,6 +77,7 @@ from digits_worker import (
 )
 
 CONTENDERS = ("ours", "flower", "local", "central")
+DEFAULT_CONTRACT = "defaultbb.cqdb.sml.hpe"  # deployed with every fresh swarm
 
 
 def curve_of(evals: list[dict[str, Any]], t0: float) -> list[tuple[float, float]]:
@@ -112,17 +111,16 @@ def run_ours(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
 
     workspace = Workspace(scratch / "ws")
     launched = time.monotonic()
+    # everything at once, in any order a user may start it: the SN; the SLs as soon as the SN
+    # process exists (an SL retries its SN until it answers); the ML programs beside them (an
+    # ML waits for its SL's channel). The default contract exists from the SN's deployment.
+    pool = ThreadPoolExecutor(max_workers=peers + 1)
     try:
-        workspace.start_sn("sn1", sentinel=True, api_port=free_port(), p2p_port=free_port(),
-                           timeout=120)
-        contract = f"tta-{peers}-{int(time.time() * 1000)}"
-        create_contract(workspace, contract)
-        # the SLs start a few at a time, as an operator would, while the ML programs start
-        # beside them (as a RUN_SWARM task starts both): an ML waits for its SL's channel
-        pool = ThreadPoolExecutor(max_workers=4)
-        starts = [pool.submit(workspace.start_sl, f"sl{peer}", fs_port=free_port(),
-                              timeout=180) for peer in range(1, peers + 1)]
-        pool.shutdown(wait=False)
+        sn = pool.submit(workspace.start_sn, "sn1", sentinel=True, api_port=free_port(),
+                         p2p_port=free_port(), timeout=120)
+        await_record(workspace, "sn1", sn, args.timeout)
+        starts = [sn] + [pool.submit(workspace.start_sl, f"sl{peer}", fs_port=free_port(),
+                                     timeout=180) for peer in range(1, peers + 1)]
         nodes: dict[str, float] = {}
 
         def note_nodes_up() -> None:
@@ -141,14 +139,15 @@ def run_ours(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
             _, t0, records = run_group(
                 "swarm", peers, range(1, peers + 1), scratch, env_for, args.timeout,
                 seed=args.seed, epochs=args.rounds, batches=args.batches,
-                sync_frequency=args.batches, eval_every=args.batches, contract=contract,
+                sync_frequency=args.batches, eval_every=args.batches, contract=DEFAULT_CONTRACT,
                 checkin="inactive")
         finally:
             for start in starts:
                 if start.done() and start.exception() is not None:
-                    raise RuntimeError(f"an SL did not start: {start.exception()}")
+                    raise RuntimeError(f"a node did not start: {start.exception()}")
         nodes_up = nodes.get("up", t0)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         workspace.stop_all()
     curves = [curve_of(r["evals"], t0) for r in records]
     rounds = min(len(c) for c in curves)
@@ -183,7 +182,6 @@ def run_flower(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str,
                                 "--clients", str(peers), "--rounds", str(args.rounds),
                                 "--seed", str(args.seed), "--wait", str(args.timeout),
                                 "--out", str(server_out)], server_log, env))
-        await_port(port, processes[0], server_log, args.timeout)
         logs = [server_log]
         for peer in range(1, peers + 1):
             log = scratch / f"client-{peer}.log"
@@ -203,19 +201,20 @@ def run_flower(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str,
     return result("flower", peers, t0 - launched, curve, args.target)
 
 
-def await_port(port: int, process: Any, log: Path, timeout: float) -> None:
-    """Until something accepts connections on 127.0.0.1:port (bounded)."""
+def await_record(workspace: Any, name: str, start: Any, timeout: float) -> None:
+    """Until the workspace has recorded the node `name` (its process is spawned; bounded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Flower server exited with status {process.returncode}:\n"
-                               f"{log_tail(log)}")
+        if start.done():
+            start.result()  # raises the start's failure
+            return
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            if workspace.record(name) is not None:
                 return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"the Flower server did not listen on {port} within {timeout:g} s")
+        except ValueError:  # the record is being written
+            pass
+        time.sleep(0.01)
+    raise TimeoutError(f"{name} was not spawned within {timeout:g} s")
 
 
 def run_local(peers: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:

@@ -86,6 +86,8 @@ def test_a_round_ends_with_the_leaders_merge_and_the_final_one_completes(swarm: 
     ("weight", ("sl-1", 0, H, 101, 1)),
     ("flags", ("sl-1", 0, H, 1, 4)),
     ("round", ("sl-1", -1, H, 1, 1)),
+    ("min_peers", ("sl-1", 0, H, 1, 1, 257)),
+    ("min_peers", ("sl-1", 0, H, 1, 1, True)),
 ])
 def test_bad_check_ins_are_refused_with_the_field_named(swarm: Swarm, field: str,
                                                         args: tuple) -> None:
@@ -222,3 +224,32 @@ def test_the_last_check_in_of_a_round_skips_the_window(swarm: Swarm) -> None:
         assert time.monotonic() - started < 2.5
     finally:
         service.checkins.window = window
+
+
+def test_before_any_progress_a_batch_goes_once_min_peers_are_in(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    entry = (bytes.fromhex(H), 1, 1)
+    one = [(key_of("sl-1"), *entry, 2)]
+    both = [*one, (key_of("sl-2"), *entry, 2)]
+    assert service.view.progress(key_of(name)) == []
+    assert not service._round_would_be_full((name, 0), one)
+    assert service._round_would_be_full((name, 0), both)
+    # without minPeers (an older SL) only the window ends the batch
+    assert not service._round_would_be_full((name, 0), [e[:4] for e in both])
+    window, service.checkins.window = service.checkins.window, 5.0
+    before = service.checkins.transactions
+    try:
+        started = time.monotonic()
+        threads = [threading.Thread(target=service.checkin,
+                                    args=(name, f"sl-{i}", 0, H, 1, 1, 2)) for i in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert time.monotonic() - started < 2.5  # not the 5 s window
+    finally:
+        service.checkins.window = window
+    assert service.checkins.transactions - before == 1
+    assert len(service.sync_round(name, 0)["checkins"]) == 2

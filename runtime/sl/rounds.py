@@ -172,7 +172,7 @@ class RoundEngine:
             flags = (FLAG_MAY_LEAD if self.make_me_admin else 0) | (FLAG_DONE if done else 0)
             try:
                 answer = self._call(self.sn.checkin, session.contract, self.uid, number, own,
-                                    weight, flags)
+                                    weight, flags, session.min_peers)
             except SNError as exc:
                 if exc.status == 409:
                     log.info("Check-in for round %s refused (%s); reading the contract again",

@@ -83,10 +83,10 @@ class SNClient:
                          params={"wait": wait, "seen": seen})
 
     def checkin(self, contract: str, uid: str, number: int, contribution: str, weight: int,
-                flags: int) -> dict[str, Any]:
+                flags: int, min_peers: int = 0) -> dict[str, Any]:
         return self.call("POST", f"/v1/contracts/{quote(contract, safe='')}/checkins",
                          {"uid": uid, "round": number, "contribution": contribution,
-                          "weight": weight, "flags": flags})
+                          "weight": weight, "flags": flags, "min_peers": min_peers})
 
     def record_merge(self, contract: str, number: int, leader: str, merged: str,
                      participants: list[str], final: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ MAX_DETAIL = 1024
 FLAG_MAY_LEAD = 1
 FLAG_DONE = 2
 MAX_WEIGHT = 100
+MAX_PEERS = 256
 MAX_ROUND_WAIT = 30.0
 FIXED_POINT = 1_000_000
 
@@ -324,9 +325,11 @@ class SwarmService:
                 "merge": merged, "expected_peers": expected, "version": version}
 
     def checkin(self, name: str, uid: Any, number: Any, contribution: Any, weight: Any,
-                flags: Any) -> dict[str, Any]:
+                flags: Any, min_peers: Any = 0) -> dict[str, Any]:
         """Check an SL in for the current round; the SN writes the check-ins that arrive
-        together in one transaction."""
+        together in one transaction. `min_peers` (the session's minPeers; 0 when not given)
+        lets the batch go as soon as that many are in while no peer of the contract has
+        reported progress yet (the first rounds), instead of waiting out the window."""
         uid = _text(uid, "uid", limit=64)
         row = self._training(name)
         if not isinstance(contribution, str) or len(contribution) != 64:
@@ -337,7 +340,8 @@ class SwarmService:
             raise ServiceError(422, "contribution must be the blob's SHA-256 as 64 hex "
                                     "digits") from None
         for field, value, top in (("round", number, 2**63), ("weight", weight, MAX_WEIGHT),
-                                  ("flags", flags, FLAG_MAY_LEAD | FLAG_DONE)):
+                                  ("flags", flags, FLAG_MAY_LEAD | FLAG_DONE),
+                                  ("min_peers", min_peers, MAX_PEERS)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
                 raise ServiceError(422, f"{field} must be a whole number from 0 to {top}")
         if row["state"] == 3:
@@ -346,28 +350,31 @@ class SwarmService:
         if number != row["round"]:
             raise ServiceError(409, f"check-in for round {number}, but contract {name!r} is at "
                                     f"round {row['round']}")
-        self.checkins.submit((name, number), (key_of(uid), digest, weight, flags))
+        self.checkins.submit((name, number), (key_of(uid), digest, weight, flags, min_peers))
         return self._round_status(name, number)
 
     def _round_would_be_full(self, group: Any, entries: list[Any]) -> bool:
         """Whether these check-ins bring in every peer the round waits for (every live peer
-        that reported progress in this generation): then nobody is left to batch with."""
+        that reported progress in this generation), or, before any has, the largest minPeers
+        the check-ins name: then nobody is left to batch with."""
         name, number = group
         key = key_of(name)
         now = self._now()
         waited = {bytes(entry["peer"]) for entry in self.view.progress(key)
                   if (node := self.view.nodes.rows.get(bytes(entry["peer"]))) and
                   node["active"] and now - node["alive_at"] <= self.alive_window}
-        if not waited:
-            return False
         current = self.view.sync_round(key, number)
         arrived = {bytes(c["peer"]) for c in current["checkins"]}
         arrived.update(bytes(entry[0]) for entry in entries)
+        if not waited:
+            least = max((entry[4] for entry in entries if len(entry) > 4), default=0)
+            return least > 0 and len(arrived) >= least
         return waited <= arrived
 
     def _write_checkins(self, group: Any, entries: list[Any]) -> None:
         name, number = group
-        self._write("trainings", "checkin", name, number, entries, self._now())
+        self._write("trainings", "checkin", name, number, [entry[:4] for entry in entries],
+                    self._now())
 
     def record_merge(self, name: str, number: Any, leader: Any, merged: Any,
                      participants: Any, final: Any) -> dict[str, Any]:
