@@ -253,3 +253,54 @@ def test_before_any_progress_a_batch_goes_once_min_peers_are_in(swarm: Swarm) ->
         service.checkins.window = window
     assert service.checkins.transactions - before == 1
     assert len(service.sync_round(name, 0)["checkins"]) == 2
+
+
+def test_a_sync_round_reads_no_contract_state(swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """The view takes check-ins, merges and the contract's row from the events' contents."""
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    service.checkin(name, "sl-1", 0, H, 1, 1)
+    service.record_merge(name, 0, "sl-1", H, ["sl-1"], False)
+    service.sync_round(name, 1)  # round 1 cached (empty) before anyone checks in
+    reads: list[str] = []
+    read = service.ledger.read
+    monkeypatch.setattr(service.ledger, "read",
+                        lambda kind, function, *args: reads.append(function) or
+                        read(kind, function, *args))
+    service.checkin(name, "sl-1", 1, "01" * 32, 1, 1)
+    service.checkin(name, "sl-2", 1, "02" * 32, 2, 1)
+    service.checkin(name, "sl-1", 1, "03" * 32, 3, 1)  # a new check-in replaces the old one
+    status = service.record_merge(name, 1, "sl-2", "04" * 32, ["sl-1", "sl-2"], True)
+    assert reads == []
+    assert [(c["uid"], c["contribution"], c["weight"]) for c in status["checkins"]] == [
+        ("sl-1", "03" * 32, 3), ("sl-2", "02" * 32, 2)]
+    assert status["merge"]["merged"] == "04" * 32
+    assert status["merge"]["participants"] == ["sl-1", "sl-2"]
+    assert status["state"] == "COMPLETED" and status["current_round"] == 2
+    monkeypatch.setattr(service.ledger, "read", read)
+    # and what the events built is what the contract holds
+    key = key_of(name)
+    held = service.ledger.read("trainings", "round_checkins", key, 1)
+    assert [(bytes(c[0]), bytes(c[1]).hex(), c[2]) for c in held] == [
+        (key_of("sl-1"), "03" * 32, 3), (key_of("sl-2"), "02" * 32, 2)]
+    row = service.ledger.read("trainings", "training", key)
+    assert service.view.trainings.rows[key] == dict(zip(
+        ("name", "state", "round", "resets", "peers", "created_at", "updated_at"), row,
+        strict=True))
+
+
+def test_an_event_the_view_does_not_know_makes_it_read_the_training_again(swarm: Swarm) -> None:
+    name = unique("rounds")
+    service = swarm.service
+    service.create_contract(name)
+    service.checkin(name, "sl-1", 0, H, 1, 1)
+    key = key_of(name)
+    service.view.sync_round(key, 0)
+    assert (key, 0) in service.view._checkins
+    service.view.trainings.rows[key]["updated_at"] = -1  # stale, as if an event had been lost
+    assert service.view._apply_training("Unknown", key, {"key": key}) is False
+    assert (key, 0) not in service.view._checkins
+    service.view._reload_training(key)
+    assert service.view.trainings.rows[key]["updated_at"] > 0

@@ -139,10 +139,12 @@ class Ledger:
         return result
 
     def _decode(self, kind: str, entry: Any) -> tuple[str, dict[str, Any]] | None:
-        topic = bytes(entry["topics"][0]) if entry["topics"] else b""
-        name = self._topics[kind].get(topic)
+        """(event name, arguments); an event this ABI does not know (a contract deployed by an
+        older version) that names an object in its first indexed topic is ("Unknown", {key})."""
+        topics = entry["topics"]
+        name = self._topics[kind].get(bytes(topics[0])) if topics else None
         if name is None:
-            return None
+            return ("Unknown", {"key": bytes(topics[1])}) if len(topics) > 1 else None
         args = getattr(self.contracts[kind].events, name)().process_log(entry)["args"]
         # not dict(args): an event argument named `keys` (NodesAlive) shadows the method
         return name, {arg: args[arg] for arg in args}

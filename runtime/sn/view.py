@@ -2,8 +2,11 @@
 
 Every read first catches up: one `eth_blockNumber`, and when the chain moved, one `eth_getLogs`
 over the new block range only. The objects named by those events are re-read; nothing else is.
-A training's events are finer: a check-in drops that round's check-ins, a merge that round's
-merge record, a progress report the progress table, and a reset the whole generation.
+A training's events carry what changed, so a sync round costs no contract read at all: its row
+after each change, a batch of check-ins (added to that round's cached check-ins), a merge record
+(that round's). A progress report drops the progress table, a reset the whole generation, and
+an event this SN does not know (a contract deployed by an older version) drops everything cached
+for that training, to be read again.
 A write through this SN catches up the same way, so every client of any SN reads its own writes
 and everything written before them.
 """
@@ -125,13 +128,7 @@ class SwarmView:
                             row["active"] = True
                     continue
                 key = bytes(args["key"])
-                # a training's events name what changed: only that is read again
-                if event == "CheckedIn":
-                    self._checkins.pop((key, args["round"]), None)
-                elif event == "Merged":
-                    self._merges.pop((key, args["round"]), None)
-                elif event == "ProgressReported":
-                    self._progress.pop(key, None)
+                if kind == "trainings" and self._apply_training(event, key, args):
                     continue
                 dirty[kind][key] = None
             for key in dirty["tasks"]:
@@ -150,16 +147,58 @@ class SwarmView:
         self.tasks.put(key, row if row["state"] else None)
         self._bodies.pop(key, None)
 
+    def _apply_training(self, event: str, key: bytes, args: dict[str, Any]) -> bool:
+        """Take in a training's event from its contents; False when the row must be read."""
+        if event == "TrainingChanged":
+            self._set_training(key, {name: args["training"][name] for name in TRAINING_FIELDS})
+            return True
+        if event == "ProgressReported":
+            self._progress.pop(key, None)
+            return True
+        if event not in ("CheckedIn", "Merged"):
+            self._forget_rounds(key)
+            return False
+        row = self.trainings.rows.get(key)
+        at = (key, args["round"])
+        current = row is not None and row["resets"] == args["generation"]
+        if event == "Merged":
+            if current:
+                self._merges[at] = {name: args["merge"][name] for name in MERGE_FIELDS}
+            else:
+                self._merges.pop(at, None)
+            return True
+        cached = self._checkins.get(at)
+        if cached is None or not current:
+            self._checkins.pop(at, None)  # read when asked for
+            return True
+        # as the contract does: a peer's new check-in replaces its old one in place
+        where = {bytes(entry["peer"]): index for index, entry in enumerate(cached)}
+        for entry in args["entries"]:
+            record = {name: entry[name] for name in CHECKIN_FIELDS}
+            index = where.get(bytes(record["peer"]))
+            if index is None:
+                where[bytes(record["peer"])] = len(cached)
+                cached.append(record)
+            else:
+                cached[index] = record
+        return True
+
     def _reload_training(self, key: bytes) -> None:
+        self._set_training(key, _record(TRAINING_FIELDS,
+                                        self.ledger.read("trainings", "training", key)))
+
+    def _set_training(self, key: bytes, row: dict[str, Any]) -> None:
         old = self.trainings.rows.get(key)
-        row = _record(TRAINING_FIELDS, self.ledger.read("trainings", "training", key))
         self.trainings.put(key, row if row["state"] else None)
         if old is None or not row["state"] or old["resets"] != row["resets"]:
             # a reset starts a new generation: its rounds and progress begin afresh
-            self._progress.pop(key, None)
-            for cache in (self._checkins, self._merges):
-                for cached in [k for k in cache if k[0] == key]:
-                    del cache[cached]
+            self._forget_rounds(key)
+
+    def _forget_rounds(self, key: bytes) -> None:
+        self._progress.pop(key, None)
+        for cache in (self._checkins, self._merges):
+            for cached in [k for k in cache if k[0] == key]:
+                del cache[cached]
 
     def _reload_runner(self, key: bytes) -> None:
         row = _record(RUNNER_FIELDS, self.ledger.read("runners", "runner", key))

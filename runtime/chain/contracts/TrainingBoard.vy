@@ -49,22 +49,24 @@ struct Progress:
     completed_epochs: uint256
     updated_at: uint256
 
+# The events carry what changed, whole, so that an SN's cache follows the chain from its logs
+# without reading the contract again: a contract's row after every change to it, a batch of
+# check-ins, a merge record.
 event TrainingChanged:
     key: indexed(bytes32)
-    name: String[160]
-    state: uint8
-    round: uint256
+    training: Training
 
 event CheckedIn:
     key: indexed(bytes32)
+    generation: uint256
     round: uint256
-    peers: DynArray[bytes32, MAX_BATCH]
+    entries: DynArray[Checkin, MAX_BATCH]
 
 event Merged:
     key: indexed(bytes32)
+    generation: uint256
     round: uint256
-    leader: bytes32
-    merged: bytes32
+    merge: Merge
 
 event ProgressReported:
     key: indexed(bytes32)
@@ -94,7 +96,7 @@ def _create(name: String[160], ts: uint256):
     self.trainings[key] = Training(name=name, state=STATE_INITIALIZED, round=0, resets=0,
                                    peers=0, created_at=ts, updated_at=ts)
     self.keys.append(key)
-    log TrainingChanged(key=key, name=name, state=STATE_INITIALIZED, round=0)
+    log TrainingChanged(key=key, training=self.trainings[key])
 
 
 @internal
@@ -118,7 +120,7 @@ def reset(name: String[160], ts: uint256):
     self.trainings[key].peers = 0
     self.trainings[key].resets += 1
     self.trainings[key].updated_at = ts
-    log TrainingChanged(key=key, name=name, state=STATE_INITIALIZED, round=0)
+    log TrainingChanged(key=key, training=self.trainings[key])
 
 
 @external
@@ -128,16 +130,15 @@ def checkin(name: String[160], round: uint256, entries: DynArray[Checkin, MAX_BA
     assert self.trainings[key].state != STATE_COMPLETED, "contract is completed"
     assert round == self.trainings[key].round, "check-in is not for the current round"
     gen: uint256 = self.trainings[key].resets
-    peers: DynArray[bytes32, MAX_BATCH] = []
     for entry: Checkin in entries:
         if self.checkins[key][gen][round][entry.peer].peer == empty(bytes32):
             self.checkin_peers[key][gen][round].append(entry.peer)
         self.checkins[key][gen][round][entry.peer] = entry
-        peers.append(entry.peer)
     if self.trainings[key].state == STATE_INITIALIZED:
         self.trainings[key].state = STATE_RUNNING
     self.trainings[key].updated_at = ts
-    log CheckedIn(key=key, round=round, peers=peers)
+    log CheckedIn(key=key, generation=gen, round=round, entries=entries)
+    log TrainingChanged(key=key, training=self.trainings[key])
 
 
 @external
@@ -155,8 +156,8 @@ def record_merge(name: String[160], round: uint256, leader: bytes32, merged: byt
     if final:
         self.trainings[key].state = STATE_COMPLETED
     self.trainings[key].updated_at = ts
-    log Merged(key=key, round=round, leader=leader, merged=merged)
-    log TrainingChanged(key=key, name=name, state=self.trainings[key].state, round=round + 1)
+    log Merged(key=key, generation=gen, round=round, merge=self.merges[key][gen][round])
+    log TrainingChanged(key=key, training=self.trainings[key])
 
 
 @external
@@ -178,8 +179,7 @@ def complete(name: String[160], ts: uint256):
     if self.trainings[key].state != STATE_COMPLETED:
         self.trainings[key].state = STATE_COMPLETED
         self.trainings[key].updated_at = ts
-        log TrainingChanged(key=key, name=name, state=STATE_COMPLETED,
-                            round=self.trainings[key].round)
+        log TrainingChanged(key=key, training=self.trainings[key])
 
 
 @view
