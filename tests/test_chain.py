@@ -22,6 +22,7 @@ from web3.providers.base import JSONBaseProvider
 
 from swarmlearning.chain.embedded import EmbeddedChain
 from swarmlearning.chain.ledger import Addresses, ChainRejected, Ledger, deploy, key_of
+from swarmlearning.identity.principal import Principal
 from swarmlearning.schemas import parse_task_body, task_body_lines
 from swarmlearning.sn.service import (
     DEFAULT_CONTRACT,
@@ -744,6 +745,31 @@ def test_nodes_register_beat_and_leave(fresh: Swarm) -> None:
     assert [(row["UUID"], row["HostIP"]) for row in service.list_nodes()] == [
         ("uid-sn", "10.0.0.1"), ("uid-sl", "10.0.0.9")]
 
+
+
+def test_a_node_uid_keeps_the_owner_that_registered_it_first(fresh: Swarm) -> None:
+    """The registry binds a UID to its first owner; the contract refuses any other, even from
+    an SN that skips its own check (another organisation's SN writes to the same chain)."""
+    service, ledger = fresh.service, fresh.service.ledger
+    first = Principal(b"\x01" * 32, "CN=SL-1")
+    other = Principal(b"\x02" * 32, "CN=SL-2")
+    service.register_node("uid-owned", "SL", "10.0.0.2", 30305, "sl-1", "", owner=first)
+    service.authorize(["uid-owned"], first)
+    with refused(403, "registered to another identity"):
+        service.register_node("uid-owned", "SL", "10.0.0.3", 30305, "sl-1", "", owner=other)
+    with refused(403, "belongs to another identity"):
+        service.authorize(["uid-owned"], other)
+    with refused(403, "is not registered"):
+        service.authorize(["uid-nobody"], first)
+    with pytest.raises(ChainRejected, match="registered to another identity"):
+        ledger.transact("nodes", "register", "uid-owned", "SL", "10.0.0.3", 30305, "sl-1", "",
+                        other.key, T0)
+    with pytest.raises(ChainRejected, match="node owner is empty"):
+        ledger.transact("nodes", "register", "uid-new", "SL", "10.0.0.3", 30305, "sl-1", "",
+                        b"\x00" * 32, T0)
+    service.register_node("uid-owned", "SL", "10.0.0.4", 30305, "sl-1", "", owner=first)
+    assert [row["HostIP"] for row in service.list_nodes() if row["UUID"] == "uid-owned"] == [
+        "10.0.0.4"]
 
 # -- another writer --------------------------------------------------------------------------------
 

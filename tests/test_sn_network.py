@@ -5,6 +5,7 @@ sentinel."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -254,3 +255,24 @@ def test_sigterm_stops_an_sn_cleanly(swarm):
     second = swarm["second"]
     assert second.stop() == 0
     assert second.log().rstrip().endswith("SN stopped")
+
+
+def test_a_chain_from_another_version_is_named_not_used(tmp_path):
+    """A sentinel whose saved chain holds contracts this version was not built with stops with
+    a message naming them (here: the registry's address points at another contract), and the
+    chain is left as it was."""
+    orgs = make_orgs(tmp_path / "pki", "a")
+    sentinel = SN("old", orgs["a"], tmp_path / "sn", tmp_path / "logs" / "old.log")
+    sentinel.start().wait_ready()
+    assert sentinel.stop() == 0
+    saved = tmp_path / "sn" / "contracts.json"
+    addresses = json.loads(saved.read_text())
+    addresses["nodes"], addresses["trainings"] = addresses["trainings"], addresses["nodes"]
+    saved.write_text(json.dumps(addresses))
+    chain_files = {p: p.read_bytes() for p in (tmp_path / "sn").rglob("*") if p.is_file()}
+    sentinel.start()
+    assert sentinel.process.wait(timeout=60) == 1
+    log = sentinel.log()
+    assert "holds NodeRegistry, TrainingBoard as deployed by another version of swci" in log
+    assert "Traceback" not in log
+    assert {p: p.read_bytes() for p in chain_files} == chain_files

@@ -29,6 +29,10 @@ class ChainRejected(Exception):
     """A contract refused a write; the message is the contract's reason."""
 
 
+class OutdatedContracts(Exception):
+    """The chain holds contracts of another version of this software; the message says which."""
+
+
 @cache
 def artifact(contract: str) -> dict[str, Any]:
     """The committed ABI and bytecode of one contract."""
@@ -76,6 +80,19 @@ def deploy(w3: Web3, sender: str) -> Addresses:
     tasks = one("TaskBoard")
     return Addresses(chain_id=w3.eth.chain_id, nodes=one("NodeRegistry"), tasks=tasks,
                      runners=one("TaskRunnerBoard", tasks), trainings=one("TrainingBoard"))
+
+
+def check_contracts(w3: Web3, addresses: Addresses, where: str) -> None:
+    """OutdatedContracts unless every contract at `addresses` runs the code this version was
+    built with (a deployed contract's code is part of its committed deployment bytecode)."""
+    stale = [CONTRACT_OF_KIND[kind] for kind in KINDS
+             if bytes(w3.eth.get_code(getattr(addresses, kind))).hex() not in
+             artifact(CONTRACT_OF_KIND[kind])["bytecode"]]
+    if stale:
+        raise OutdatedContracts(
+            f"{where} holds {', '.join(stale)} as deployed by another version of swci; this "
+            "version cannot read or write them. Start the sentinel on a fresh data directory, "
+            "or run the version that created them")
 
 
 class Ledger:

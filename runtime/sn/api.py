@@ -1,5 +1,9 @@
 """The SN REST API (Starlette): one route table drives both the routing and the published
-OpenAPI document. Handlers are plain functions run in the thread pool; chain calls block."""
+OpenAPI document. Handlers are plain functions run in the thread pool; chain calls block.
+
+Who calls is known from the TLS connection, never from the request: an endpoint that acts for
+nodes names them (`acts_for`), and the caller's certificate must be the identity that
+registered each of them; registering binds a new UID to the caller's identity."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from swarmlearning import __version__
+from swarmlearning.identity.principal import Principal
+from swarmlearning.serve import peer_certificate
 from swarmlearning.sn.service import ServiceError, SwarmService
 
 log = logging.getLogger("swarm.api")
@@ -28,6 +34,10 @@ class Endpoint:
     summary: str
     handler: Callable[..., Any]
     status: int = 200
+    # the node UIDs a request acts for; the caller must own each one
+    acts_for: Callable[[dict[str, Any], dict[str, Any]], list[Any]] | None = None
+    # the handler takes the caller's Principal as a third argument
+    with_caller: bool = False
 
 
 def _body(request: Request, raw: bytes) -> dict[str, Any]:
@@ -59,23 +69,30 @@ def _field(body: dict[str, Any], name: str, kind: type = str, required: bool = T
     return value
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list[Endpoint]:
     """The API: (method, path, summary, handler(params, body))."""
     s = service
     return [
         Endpoint("GET", "/v1/version", "Version and identity of this SN", lambda p, b: info()),
         Endpoint("GET", "/v1/nodes", "Active nodes (LIST NODES)", lambda p, b: s.list_nodes()),
-        Endpoint("POST", "/v1/nodes", "Register a node (SL, SWOP, SN) under its parent SN",
-                 lambda p, b: s.register_node(_field(b, "uid"), _field(b, "node_type"),
-                                              _field(b, "host"), _field(b, "port", int),
-                                              _field(b, "name", required=False) or "",
-                                              _field(b, "parent", required=False) or "",
-                                              _field(b, "taskrunner", required=False) or ""),
-                 201),
+        Endpoint("POST", "/v1/nodes", "Register a node (SL, SWOP, SN) under its parent SN; "
+                 "the UID is bound to the identity of the caller's certificate",
+                 lambda p, b, caller: s.register_node(
+                     _field(b, "uid"), _field(b, "node_type"), _field(b, "host"),
+                     _field(b, "port", int), _field(b, "name", required=False) or "",
+                     _field(b, "parent", required=False) or "",
+                     _field(b, "taskrunner", required=False) or "", owner=caller),
+                 201, with_caller=True),
         Endpoint("POST", "/v1/nodes/alive", "Report that nodes are alive (one batch per SN)",
-                 lambda p, b: s.note_alive(_field(b, "uids", list))),
+                 lambda p, b: s.note_alive(_field(b, "uids", list)),
+                 acts_for=lambda p, b: _list(b.get("uids"))),
         Endpoint("DELETE", "/v1/nodes/{uid}", "Mark a node as gone",
-                 lambda p, b: s.deregister_node(p["uid"]) or {}),
+                 lambda p, b: s.deregister_node(p["uid"]) or {},
+                 acts_for=lambda p, b: [p["uid"]]),
         Endpoint("GET", "/v1/contracts", "Training contracts", lambda p, b: s.list_contracts()),
         Endpoint("POST", "/v1/contracts", "Create a training contract",
                  lambda p, b: s.create_contract(_field(b, "name")), 201),
@@ -97,19 +114,22 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
                  lambda p, b: s.checkin(p["name"], _field(b, "uid"), _field(b, "round", int),
                                         _field(b, "contribution"), _field(b, "weight", int),
                                         _field(b, "flags", int),
-                                        _field(b, "min_peers", int, required=False) or 0)),
+                                        _field(b, "min_peers", int, required=False) or 0),
+                 acts_for=lambda p, b: [b.get("uid")]),
         Endpoint("POST", "/v1/contracts/{name}/merges", "Record a round's merged model (leader)",
                  lambda p, b: s.record_merge(p["name"], _field(b, "round", int),
                                              _field(b, "leader"), _field(b, "merged"),
                                              _field(b, "participants", list),
-                                             bool(b.get("final")))),
+                                             bool(b.get("final"))),
+                 acts_for=lambda p, b: [b.get("leader")]),
         Endpoint("POST", "/v1/contracts/{name}/progress",
                  "Report loss, metric and epochs of an SL/ML pair (PERFDATA)",
                  lambda p, b: s.report_progress(p["name"], _field(b, "uid"),
                                                 bool(b.get("leader")), b.get("loss", 0.0),
                                                 b.get("metric", 0.0),
                                                 _field(b, "total_epochs", int),
-                                                _field(b, "completed_epochs", int))),
+                                                _field(b, "completed_epochs", int)),
+                 acts_for=lambda p, b: [b.get("uid")]),
         Endpoint("GET", "/v1/tasks", "Tasks, ROOTTASK first", lambda p, b: s.list_tasks()),
         Endpoint("POST", "/v1/tasks", "Create an empty task header",
                  lambda p, b: s.create_task(b), 201),
@@ -145,12 +165,14 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
         Endpoint("POST", "/v1/taskrunners/{name}/enroll", "Enroll a SWOP in the running task",
                  lambda p, b: s.enroll(p["name"], _field(b, "swop_uid"),
                                        _field(b, "group", required=False) or "",
-                                       b.get("units", 1))),
+                                       b.get("units", 1)),
+                 acts_for=lambda p, b: [b.get("swop_uid")]),
         Endpoint("POST", "/v1/taskrunners/{name}/peers/{peer}/status",
                  "Report an enrolled SWOP's status (RUNNING, COMPLETE, ERROR)",
                  lambda p, b: s.report(p["name"], p["peer"], _field(b, "status"),
                                        _field(b, "description", required=False) or "",
-                                       _field(b, "detail", required=False) or "")),
+                                       _field(b, "detail", required=False) or ""),
+                 acts_for=lambda p, b: [p["peer"]]),
         Endpoint("POST", "/v1/taskrunners/{name}/reset", "Reset a taskrunner to idle",
                  lambda p, b: s.reset_taskrunner(p["name"])),
     ]
@@ -175,9 +197,23 @@ def openapi(table: list[Endpoint], title: str) -> dict[str, Any]:
             "paths": paths}
 
 
-def build_app(table: list[Endpoint], title: str) -> Starlette:
-    """A Starlette app serving a route table and its OpenAPI document."""
+def build_app(table: list[Endpoint], title: str,
+              authorize: Callable[[list[Any], Principal], None] | None = None) -> Starlette:
+    """A Starlette app serving a route table and its OpenAPI document. `authorize(uids,
+    caller)` vets the endpoints that act for nodes."""
     import anyio.to_thread
+
+    def call(ep: Endpoint, request: Request, params: dict[str, Any],
+             body: dict[str, Any]) -> Any:
+        if not (ep.with_caller or (ep.acts_for is not None and authorize is not None)):
+            return ep.handler(params, body)
+        der = peer_certificate(request.scope)
+        if der is None:
+            raise ServiceError(403, "this request came without a client certificate")
+        caller = Principal.of_der(der)
+        if ep.acts_for is not None and authorize is not None:
+            authorize(ep.acts_for(params, body), caller)
+        return ep.handler(params, body, caller) if ep.with_caller else ep.handler(params, body)
 
     def bind(ep: Endpoint) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -185,7 +221,7 @@ def build_app(table: list[Endpoint], title: str) -> Starlette:
             try:
                 body = _body(request, raw) if ep.method == "POST" else {}
                 params = {**request.query_params, **request.path_params}
-                result = await anyio.to_thread.run_sync(ep.handler, params, body)
+                result = await anyio.to_thread.run_sync(call, ep, request, params, body)
             except ServiceError as exc:
                 return JSONResponse({"detail": exc.message}, status_code=exc.status)
             except Exception as exc:  # noqa: BLE001 - the client gets a reason, the log the trace

@@ -21,8 +21,15 @@ from starlette.routing import Route
 from web3 import Web3
 
 from swarmlearning import __version__
-from swarmlearning.chain.ledger import Addresses, Ledger, deploy
+from swarmlearning.chain.ledger import (
+    Addresses,
+    Ledger,
+    OutdatedContracts,
+    check_contracts,
+    deploy,
+)
 from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider
+from swarmlearning.identity.principal import Principal
 from swarmlearning.identity.tls import client_context, server_context
 from swarmlearning.nodes.uid import node_uid
 from swarmlearning.serve import Listener, serve_all
@@ -70,6 +77,7 @@ class SwarmNetworkNode:
             if saved.exists():
                 addresses = Addresses.from_json(json.loads(saved.read_text(encoding="utf-8")))
                 if w3.eth.get_code(addresses.tasks):
+                    check_contracts(w3, addresses, f"the chain of {cfg.data_dir}")
                     log.info("Contracts found on the chain at block %s", w3.eth.block_number)
                     return w3, addresses
                 log.warning("%s names contracts this chain does not hold; deploying anew", saved)
@@ -88,6 +96,7 @@ class SwarmNetworkNode:
         if w3.eth.chain_id != addresses.chain_id:
             raise RuntimeError(f"the chain at {url} has id {w3.eth.chain_id}; the sentinel's "
                                f"contracts are on chain {addresses.chain_id}")
+        check_contracts(w3, addresses, f"the sentinel's chain at {url}")
         log.info("Joined the chain at %s (block %s)", url, w3.eth.block_number)
         return w3, addresses
 
@@ -127,7 +136,7 @@ class SwarmNetworkNode:
         service = SwarmService(ledger, view,
                                alive_window=3 * self.config.heartbeat_seconds + 2)
         service.register_node(self.uid, cfg.node_type, cfg.host_ip, cfg.api_port, cfg.name,
-                              self.parent)
+                              self.parent, owner=Principal.of_pem_file(cfg.identity.cert))
         log.info("Setting up blockchain layer for the swarm node: FINISHED (block %s)",
                  view.block)
 
@@ -140,7 +149,8 @@ class SwarmNetworkNode:
         table.append(Endpoint("GET", "/v1/chain", "Where the chain and the contracts are",
                               lambda p, b: {"uid": self.uid, "rpc_port": self.rpc_port,
                                             "contracts": addresses.to_json()}))
-        listeners = [Listener(build_app(table, "Swarm Network API"), cfg.host_ip,
+        listeners = [Listener(build_app(table, "Swarm Network API", service.authorize),
+                              cfg.host_ip,
                               cfg.api_port, "SN API")]
         if self.chain is not None:
             listeners.append(Listener(rpc_app(self.chain), cfg.host_ip, cfg.p2p_port,
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         SwarmNetworkNode(config).run()
-    except (IdentityError, PortInUse, SentinelUnavailable) as exc:
+    except (IdentityError, PortInUse, SentinelUnavailable, OutdatedContracts) as exc:
         log.error("%s", exc)
         return 1
     return 0

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swarmlearning.chain.ledger import ChainRejected, Ledger, key_of
+from swarmlearning.identity.principal import IN_PROCESS, Principal
 from swarmlearning.sn.batching import Batcher
 from swarmlearning.sn.view import SwarmView
 
@@ -566,7 +567,11 @@ class SwarmService:
     # -- nodes -------------------------------------------------------------------------------------
 
     def register_node(self, uid: str, node_type: str, host: str, port: int, name: str,
-                      parent: str, taskrunner: str = "") -> dict[str, Any]:
+                      parent: str, taskrunner: str = "",
+                      owner: Principal = IN_PROCESS) -> dict[str, Any]:
+        """Register (or re-register) a node. The first registration binds the UID to `owner`,
+        the identity of the certificate it came with; only that identity may register it again
+        or act for it (check-ins, merges, progress, liveness, enrolment)."""
         _text(uid, "uid", limit=64)
         if node_type not in NODE_TYPES:
             raise ServiceError(422, f"node type must be one of {', '.join(NODE_TYPES)}")
@@ -576,11 +581,35 @@ class SwarmService:
             if node_type != "SWOP":
                 raise ServiceError(422, "only a SWOP listens on a taskrunner")
             name = f"{name}{LISTENS_ON}{_text(taskrunner, 'taskrunner')}"
+        self.view.sync()
+        row = self.view.nodes.rows.get(key_of(uid))
+        if row is not None and bytes(row["owner"]) != owner.key:
+            raise ServiceError(403, f"node {uid!r} is registered to another identity; the "
+                                    f"certificate of this connection, {owner.name}, cannot "
+                                    "register it again")
         self._write("nodes", "register", uid, node_type, _text(host, "host"), int(port),
                     _text(name, "name", allow_empty=True), _text(parent, "parent",
                                                                 allow_empty=True, limit=64),
-                    self._now())
+                    owner.key, self._now())
         return {"UUID": uid}
+
+    def authorize(self, uids: list[Any], caller: Principal) -> None:
+        """403 unless every one of `uids` is a node registered by `caller`'s identity: a peer
+        cannot check in, merge, report or enrol for another node's UID."""
+        for uid in uids:
+            if not isinstance(uid, str):
+                continue  # the handler's own validation names the field
+            row = self.view.nodes.rows.get(key_of(uid))
+            if row is None or bytes(row["owner"]) != caller.key:
+                self.view.sync()  # registered a moment ago, maybe through another SN
+                row = self.view.nodes.rows.get(key_of(uid))
+            if row is None:
+                raise ServiceError(403, f"node {uid!r} is not registered; a node registers "
+                                        "with its SN (POST /v1/nodes) before it takes part")
+            if bytes(row["owner"]) != caller.key:
+                raise ServiceError(403, f"node {uid!r} belongs to another identity; the "
+                                        f"certificate of this connection, {caller.name}, "
+                                        "cannot act for it")
 
     def note_alive(self, uids: list[Any]) -> dict[str, Any]:
         """Remember signs of life; flush_alive writes them all in one transaction."""

@@ -22,8 +22,8 @@ from swarmlearning.chain.ledger import Ledger
 
 TASK_FIELDS = ("name", "task_type", "author", "prereq", "outcome", "state", "lines",
                "created_at", "updated_at", "finalized_at")
-NODE_FIELDS = ("uid", "node_type", "host", "port", "name", "parent", "registered_at",
-               "alive_at", "active")
+NODE_FIELDS = ("uid", "node_type", "host", "port", "name", "parent", "owner",
+               "registered_at", "alive_at", "active")
 TRAINING_FIELDS = ("name", "state", "round", "resets", "peers", "created_at", "updated_at")
 RUNNER_FIELDS = ("name", "task", "state", "peers_needed", "all_peers", "target", "targeted",
                  "enrolled", "units", "done", "done_swops", "failed", "generation", "created_at",

@@ -1,7 +1,9 @@
 # pragma version ==0.4.3
 # @title NodeRegistry
-# @notice Who is in the swarm: SN, SL and SWOP nodes with their address, parent SN and last sign
-#         of life. Each SN reports the liveness of all its nodes in one batched call.
+# @notice Who is in the swarm: SN, SL and SWOP nodes with their address, parent SN, owner and
+#         last sign of life. Each SN reports the liveness of all its nodes in one batched call.
+#         The owner is the identity (a digest of the certificate's issuer and subject names)
+#         that first registered a UID; nobody else can register that UID again.
 
 MAX_NODES: constant(uint256) = 4096
 MAX_BATCH: constant(uint256) = 128
@@ -13,6 +15,7 @@ struct Node:
     port: uint256
     name: String[160]
     parent: String[64]
+    owner: bytes32
     registered_at: uint256
     alive_at: uint256
     active: bool
@@ -32,13 +35,17 @@ keys: DynArray[bytes32, MAX_NODES]
 
 @external
 def register(uid: String[64], node_type: String[16], host: String[160], port: uint256,
-             name: String[160], parent: String[64], ts: uint256):
+             name: String[160], parent: String[64], owner: bytes32, ts: uint256):
     assert len(uid) > 0, "node uid is empty"
+    assert owner != empty(bytes32), "node owner is empty"
     key: bytes32 = keccak256(uid)
     if self.nodes[key].registered_at == 0:
         self.keys.append(key)
+    else:
+        assert self.nodes[key].owner == owner, "node uid is registered to another identity"
     self.nodes[key] = Node(uid=uid, node_type=node_type, host=host, port=port, name=name,
-                           parent=parent, registered_at=max(ts, 1), alive_at=ts, active=True)
+                           parent=parent, owner=owner, registered_at=max(ts, 1), alive_at=ts,
+                           active=True)
     log NodeChanged(key=key, uid=uid, active=True)
 
 
