@@ -20,7 +20,7 @@ from swarmlearning.sl.config import SLConfig
 from swarmlearning.sl.fileserver import file_server
 from swarmlearning.sl.peerfetch import PeerFetcher
 from swarmlearning.sl.rounds import RoundEngine, Session
-from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.sl.snclient import STOP_RETRY_SECONDS, SNClient, SNError
 
 log = logging.getLogger("swarm.sl")
 REPORT_DRAIN_SECONDS = 10.0
@@ -34,6 +34,7 @@ class SwarmLearningNode:
         self.config = config
         self.uid = node_uid(config.data_dir)
         self._stop = threading.Event()
+        self._stopping_ml = False  # set before the SL stops its ML program
         self.server_tls = server_context(config.identity)
         client_tls = client_context(config.identity)
         self.sn = SNClient(config.sn_ip, config.sn_api_port, client_tls)
@@ -77,9 +78,10 @@ class SwarmLearningNode:
         try:
             serve_all([Listener(file_server(self.store, info), cfg.host_ip, cfg.fs_port,
                                 "SL file server")], self.server_tls, on_ready=ready,
-                      on_stop=self._stop.set)
+                      on_stop=self._begin_stop)
         finally:
             self._stop.set()
+            self.sn.stop_retrying_after(STOP_RETRY_SECONDS)
             self._reports.put(None)
             channel.close()
             self._stop_ml()
@@ -146,12 +148,24 @@ class SwarmLearningNode:
     def _watch_ml(self) -> None:
         assert self.ml is not None
         code = self.ml.wait()
+        if self._stopping_ml:  # the SL is stopping and stopped it: not the ML's failure
+            log.info("The ML program stopped (status %s)", code)
+            return
         log.info("The ML program exited with status %s; stopping the SL", code)
         self.exit_code = code
-        if not self._stop.is_set():
-            os.kill(os.getpid(), 15)
+        os.kill(os.getpid(), 15)
+
+    def _begin_stop(self) -> None:
+        """SIGTERM or SIGINT: the ML program is signalled first, so that it ends at once (its
+        default SIGTERM action) rather than on a "the SL is stopping" answer to a sync in
+        flight, which it would raise as an error; then every wait of the SL ends."""
+        self._stopping_ml = True
+        if self.ml is not None and self.ml.poll() is None:
+            self.ml.terminate()
+        self._stop.set()
 
     def _stop_ml(self) -> None:
+        self._stopping_ml = True
         if self.ml is not None and self.ml.poll() is None:
             self.ml.terminate()
             try:

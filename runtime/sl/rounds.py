@@ -475,7 +475,7 @@ class RoundEngine:
         try:
             return function(*args)
         except SNError as exc:
-            if exc.status in (0, 404, 422):
+            if exc.status in (0, 404, 422, 503):
                 raise SessionError(str(exc)) from None
             raise
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 
 log = logging.getLogger("swarm.sl")
+STOP_RETRY_SECONDS = 3.0  # how long a stopping node keeps trying an SN that does not answer
 
 
 class SNError(RuntimeError):
@@ -28,35 +29,48 @@ class SNClient:
                  retry_seconds: float = 60.0) -> None:
         self.base = f"https://{host}:{port}"
         self.retry_seconds = retry_seconds
+        self._give_up_at: float | None = None
         self.http = httpx.Client(base_url=self.base, verify=context,
                                  timeout=httpx.Timeout(45.0, connect=5.0))
 
     def close(self) -> None:
         self.http.close()
 
+    def stop_retrying_after(self, seconds: float) -> None:
+        """From `seconds` from now on, no call waits for an SN that does not answer, calls in
+        flight included: a stopping node's last reports share one short deadline."""
+        self._give_up_at = time.monotonic() + seconds
+
     def call(self, method: str, path: str, payload: Any = None,
              params: dict[str, Any] | None = None) -> Any:
-        """One request; connection failures are retried for retry_seconds (the SN may be
-        restarting), then raised as SNError(0, ...)."""
-        deadline = time.monotonic() + self.retry_seconds
+        """One request. While the SN cannot be reached, or answers 503 (its chain is down or
+        restarting), it is retried for retry_seconds, then raised as SNError (status 0 or
+        503). A retried write that did land the first time is taken as a repeat: a check-in
+        replaces the node's own, a registration overwrites, a second merge record for the
+        round is refused with 409 (which the leader reads as "already recorded")."""
+        started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self.http.request(method, path, json=payload, params=params)
-                break
             except httpx.TransportError as exc:
-                if time.monotonic() >= deadline:
-                    raise SNError(0, f"the SN at {self.base} is unreachable: {exc}") from None
-                if attempt in (1, 10) or attempt % 30 == 0:
-                    log.warning("SN at %s unreachable (%s); retrying", self.base, exc)
-                time.sleep(min(1.0, 0.1 * attempt))
+                status, reason = 0, f"the SN at {self.base} is unreachable: {exc}"
+            else:
+                if response.status_code != 503:
+                    break
+                status, reason = 503, f"the SN at {self.base} is unavailable: " \
+                                      f"{_detail(response)}"
+            now = time.monotonic()
+            if now - started >= self.retry_seconds or (
+                    self._give_up_at is not None and now >= self._give_up_at):
+                raise SNError(status, reason) from None
+            if attempt in (1, 10) or attempt % 30 == 0:
+                log.warning("%s; retrying", reason)
+            time.sleep(min(1.0, 0.1 * attempt))
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise SNError(response.status_code, f"SN refused {method} {path}: {detail}")
+            raise SNError(response.status_code,
+                          f"SN refused {method} {path}: {_detail(response)}")
         return response.json()
 
     def version(self) -> dict[str, Any]:
@@ -96,3 +110,10 @@ class SNClient:
 
     def progress(self, contract: str, report: dict[str, Any]) -> None:
         self.call("POST", f"/v1/contracts/{quote(contract, safe='')}/progress", report)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except (ValueError, AttributeError):
+        return response.text

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from swarmlearning import __version__
+from swarmlearning.chain.rpc_client import RpcUnavailable
 from swarmlearning.identity.principal import Principal
 from swarmlearning.serve import peer_certificate
 from swarmlearning.sn.service import ServiceError, SwarmService
@@ -224,6 +225,13 @@ def build_app(table: list[Endpoint], title: str,
                 result = await anyio.to_thread.run_sync(call, ep, request, params, body)
             except ServiceError as exc:
                 return JSONResponse({"detail": exc.message}, status_code=exc.status)
+            except RpcUnavailable as exc:
+                # the chain (the sentinel, or an external node) is down or restarting: a
+                # transient state that clients wait out, not an error of this request
+                log.warning("%s %s: %s", ep.method, request.url.path, exc)
+                return JSONResponse({"detail": f"the chain is unreachable from this SN ({exc}); "
+                                               "retry shortly"},
+                                    status_code=503, headers={"Retry-After": "1"})
             except Exception as exc:  # noqa: BLE001 - the client gets a reason, the log the trace
                 log.exception("%s %s failed", ep.method, request.url.path)
                 return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"},

@@ -20,7 +20,7 @@ from swarmlearning import __version__
 from swarmlearning.identity.tls import client_context
 from swarmlearning.nodes.uid import node_uid
 from swarmlearning.schemas import parse_task_body
-from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.sl.snclient import STOP_RETRY_SECONDS, SNClient, SNError
 from swarmlearning.swop.config import SwopConfig
 from swarmlearning.swop.process_runtime import safe_name
 from swarmlearning.swop.processes import ChildRegistry
@@ -154,6 +154,9 @@ class SwarmOperator:
         return 0
 
     def _shutdown(self) -> None:
+        # a stopping SWOP tries an SN that does not answer for a few seconds, not a minute
+        for client in (self.sn, self.job_sn):
+            client.stop_retrying_after(STOP_RETRY_SECONDS)
         for ending in self.ending:
             if ending.thread is not None:
                 ending.thread.join(timeout=60)

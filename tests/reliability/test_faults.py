@@ -1,0 +1,142 @@
+"""Faults during a real training: two organisations' SNs, three SL daemons with the digits
+program (PyTorch) beside them, on 127.0.0.1 with mutual TLS. Each test breaks something on
+purpose and checks that the swarm recovers, or stops cleanly, and says what it measured on a
+`MEASURED` line (docs/reliability.md quotes them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.training_swarm import Swarm, peer, result, running_swarm, stop_all, wait_round
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    with running_swarm(tmp_path_factory.mktemp("faults")) as running:
+        yield running
+
+
+def children(pid: int) -> set[int]:
+    """Every live descendant of a process, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def merges(swarm: Swarm, contract: str, rounds: int) -> list[dict]:
+    return [swarm.get(f"/v1/contracts/{contract}/rounds/{number}")["merge"]
+            for number in range(rounds)]
+
+
+def test_the_sentinel_killed_and_restarted_mid_training_loses_nothing(
+        swarm: Swarm, tmp_path: Path) -> None:
+    """kill -9 of the sentinel SN (it holds the chain) in the middle of the training: the SLs
+    of both organisations retry, the sentinel comes back from its data directory, the second SN
+    reconnects, and the training finishes with every merge recorded before the kill intact."""
+    contract = swarm.new_contract()
+    peers = [peer(swarm, tmp_path, index, contract, epochs=30) for index in (1, 2, 3)]
+    sentinel = swarm.sns[0]
+    try:
+        for sl in peers:
+            sl.start()
+        status = wait_round(swarm, contract, lambda s: s["current_round"] >= 8, timeout=180)
+        sentinel.kill9()
+        killed_at = time.monotonic()
+        time.sleep(3)  # a real outage: every SL and the second SN see the chain gone
+        sentinel.start()
+        sentinel.wait_ready(occurrence=2)
+        back_at = time.monotonic()
+        known = status["current_round"]
+        before = merges(swarm, contract, known)
+        assert all(record is not None for record in before)
+        moved = wait_round(swarm, contract, lambda s: s["current_round"] > known + 1,
+                           timeout=120)
+        recovered = time.monotonic() - back_at
+        for sl in peers:
+            assert sl.wait_exit(timeout=300) == 0, sl.log()[-4000:]
+        final = swarm.get(f"/v1/contracts/{contract}/status")
+    finally:
+        stop_all(peers)
+    assert final["STATE"] == "COMPLETED", final
+    assert merges(swarm, contract, known) == before  # nothing recorded before the kill is lost
+    accuracies = [result(tmp_path, index)["accuracy"] for index in (1, 2, 3)]
+    digests = {result(tmp_path, index)["weights"] for index in (1, 2, 3)}
+    assert min(accuracies) > 0.85 and len(digests) == 1, (accuracies, digests)
+    print(f"MEASURED sentinel kill -9 at round {known}: down {back_at - killed_at:.1f} s, "
+          f"rounds moving again {recovered:.1f} s after its restart (round "
+          f"{moved['current_round']}), {final['ROUND']} rounds in all, accuracy "
+          f"{min(accuracies):.3f} on every peer")
+
+
+def test_sigterm_to_every_node_mid_training_stops_all_and_leaves_no_process(
+        swarm: Swarm, tmp_path: Path) -> None:
+    """SIGTERM to both SNs and every SL at once, mid-training: each exits 0 within its grace
+    period, says so in its log, and no ML program or other child is left behind."""
+    contract = swarm.new_contract()
+    peers = [peer(swarm, tmp_path, index, contract, epochs=200) for index in (1, 2, 3)]
+    try:
+        for sl in peers:
+            sl.start()
+        wait_round(swarm, contract, lambda s: s["current_round"] >= 3, timeout=180)
+        nodes = [*peers, *swarm.sns]
+        descendants = {node.name: children(node.process.pid) for node in nodes}
+        assert all(descendants[sl.name] for sl in peers), descendants  # the ML programs
+        started = time.monotonic()
+        for node in nodes:
+            os.kill(node.process.pid, signal.SIGTERM)
+        took: dict[str, float] = {}
+        while len(took) < len(nodes) and time.monotonic() - started < 30:
+            for node in nodes:
+                if node.name not in took and node.process.poll() is not None:
+                    took[node.name] = time.monotonic() - started
+            time.sleep(0.05)
+        codes = {node.name: node.process.poll() for node in nodes}
+    finally:
+        stop_all(peers)
+        for sn in swarm.sns:  # leave the module's SNs running for any later test
+            if sn.process.poll() is not None:
+                sn.start()
+        for sn in swarm.sns:
+            sn.wait_ready(occurrence=sn.log().count("Starting SWARM-API-SERVER"))
+    assert codes == {node.name: 0 for node in nodes}, codes
+    for node in nodes:
+        log = node.log()
+        assert "Traceback" not in log, log[-4000:]
+    assert [sl.log().rstrip().splitlines()[-1] for sl in peers] and all(
+        "SL stopped" in sl.log() for sl in peers)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            alive(pid) for pids in descendants.values() for pid in pids):
+        time.sleep(0.1)
+    left = {name: [pid for pid in pids if alive(pid)] for name, pids in descendants.items()}
+    assert not any(left.values()), left
+    print(f"MEASURED SIGTERM to 2 SNs and 3 SLs (with 3 ML programs) mid-training: all exited "
+          f"0, no process left; seconds to exit: "
+          f"{', '.join(f'{name} {seconds:.1f}' for name, seconds in took.items())}")
