@@ -771,6 +771,39 @@ def test_a_node_uid_keeps_the_owner_that_registered_it_first(fresh: Swarm) -> No
     assert [row["HostIP"] for row in service.list_nodes() if row["UUID"] == "uid-owned"] == [
         "10.0.0.4"]
 
+
+def test_a_swop_that_goes_silent_mid_task_is_reported_by_its_own_sn(fresh: Swarm) -> None:
+    """A SWOP killed mid-task cannot say so: its SN reports ERROR for it once it has sent no
+    sign of life for the alive window, so WAIT FOR TASKRUNNER ends with the reason, and TARGET
+    retries it. Other SNs' SWOPs, live ones and finished ones are left alone."""
+    service, clock = fresh.service, fresh.clock
+    clock.now = T0
+    name = finalized_task(service)
+    runner = unique("runner")
+    service.create_taskrunner(runner)
+    for uid, parent in (("swop-dead", "sn-1"), ("swop-live", "sn-1"), ("swop-done", "sn-1"),
+                        ("swop-other", "sn-2")):
+        service.register_node(uid, "SWOP", "127.0.0.1", 0, uid, parent, taskrunner=runner)
+    service.assign_task(runner, name, peers=4)
+    for uid in ("swop-dead", "swop-live", "swop-done", "swop-other"):
+        service.enroll(runner, uid, "g")
+    service.report(runner, "swop-done", "COMPLETE")
+    assert service.fail_silent_swops("sn-1") == []  # everyone is within the window
+    clock.now = T0 + int(service.alive_window) + 5
+    service.note_alive(["swop-live"])
+    service.flush_alive(["sn-1"])
+    assert service.fail_silent_swops("sn-1") == ["swop-dead"]
+    status = service.taskrunner_status(runner)
+    assert status["TASK_STATE"] == "ERROR"
+    assert status["FAILED_PEERS"] == [
+        f"swop-dead : SWOP swop-dead sent no sign of life for {int(service.alive_window) + 5} s "
+        f"(since {when(T0)}); its part of task {name} is lost"]
+    assert status["FAILURE_DETAILS"]["swop-dead"].endswith("TARGET swop-dead retries it once "
+                                                          "the SWOP is back")
+    assert service.fail_silent_swops("sn-1") == []  # reported once
+    status = service.assign_task(runner, name, target="swop-dead")
+    assert status["TASK_STATE"] == "RUNNING"
+
 # -- another writer --------------------------------------------------------------------------------
 
 

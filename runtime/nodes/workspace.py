@@ -179,10 +179,12 @@ class Workspace:
     def start_sn(self, name: str, *, sentinel_ip: str | None = None,
                  sentinel_port: int | None = None, sentinel: bool | None = None,
                  api_port: int = 30304, p2p_port: int = 30303, host: str = "127.0.0.1",
-                 org: str | None = None, timeout: float = 60.0) -> NodeRecord:
+                 org: str | None = None, timeout: float = 60.0,
+                 heartbeat: float | None = None) -> NodeRecord:
         """Start an SN of an organisation (default: the workspace's own). With neither
         `sentinel` nor `sentinel_ip`, it joins the workspace's running sentinel, or becomes the
-        sentinel when there is none."""
+        sentinel when there is none. `heartbeat`: its liveness interval in seconds (the SN's
+        default when None); a node silent for 3 of them is taken as gone."""
         if sentinel_ip is None and not sentinel:
             local = self.running_sentinel()
             if local is not None:
@@ -195,6 +197,8 @@ class Workspace:
                    "--sn-api-port", str(api_port), "--sn-p2p-port", str(p2p_port),
                    "--cert", str(ident.cert), "--key", str(ident.key),
                    "--capath", str(ident.capath), "--data-dir", str(data_dir), "--name", name]
+        if heartbeat is not None:
+            command += ["--heartbeat", f"{heartbeat:g}"]
         if role == "sentinel":
             command.append("--sentinel")
         else:

@@ -183,6 +183,8 @@ class SwarmNetworkNode:
         while not self._stop.wait(self.config.heartbeat_seconds):
             try:
                 service.flush_alive([self.uid])
+                for swop in service.fail_silent_swops(self.uid):
+                    log.warning("SWOP %s went silent during its task: reported ERROR", swop)
             except Exception as exc:  # noqa: BLE001 - a missed beat is logged, not fatal
                 log.warning("Liveness update failed: %s", exc)
 

@@ -624,6 +624,37 @@ class SwarmService:
             self._write("nodes", "alive", [key_of(uid) for uid in uids[start:start + 128]],
                         self._now())
 
+    def fail_silent_swops(self, parent: str) -> list[str]:
+        """Report ERROR for the running task of every SWOP of this SN (`parent`) that stopped
+        sending signs of life (killed, its host gone): a SWOP that died without a word must not
+        leave WAIT FOR TASKRUNNER hanging. ASSIGN TASK ... TARGET <uid> retries it once it is
+        back. Returns the SWOP UIDs reported."""
+        self.view.sync()
+        now = self._now()
+        reported = []
+        for runner in self.view.runners.listed():
+            if RUNNER_STATES.get(runner["state"]) != "RUNNING":
+                continue
+            for peer in self.view.peers.get(key_of(runner["name"]), []):
+                if PEER_STATES.get(peer["status"]) not in ("ENROLLED", "RUNNING"):
+                    continue
+                node = self.view.nodes.rows.get(key_of(peer["swop_uid"]))
+                if node is None or node["parent"] != parent:
+                    continue
+                silent = now - node["alive_at"]
+                if node["active"] and silent <= self.alive_window:
+                    continue
+                name = node["name"].partition(LISTENS_ON)[0] or peer["swop_uid"]
+                why = ("stopped" if not node["active"] else
+                       f"sent no sign of life for {silent} s (since {_when(node['alive_at'])})")
+                self._write("runners", "report", runner["name"], peer["swop_uid"],
+                            PEER_STATE_CODES["ERROR"],
+                            f"SWOP {name} {why}; its part of task {runner['task']} is lost",
+                            f"ASSIGN TASK {runner['task']} TO {runner['name']} TARGET "
+                            f"{peer['swop_uid']} retries it once the SWOP is back", now)
+                reported.append(peer["swop_uid"])
+        return reported
+
     def deregister_node(self, uid: str) -> None:
         self._write("nodes", "deregister", uid, self._now())
 

@@ -24,6 +24,7 @@ from swarmlearning.sl.snclient import STOP_RETRY_SECONDS, SNClient, SNError
 from swarmlearning.swop.config import SwopConfig
 from swarmlearning.swop.process_runtime import safe_name
 from swarmlearning.swop.processes import ChildRegistry
+from swarmlearning.swop.sandbox import clear_task_dir
 from swarmlearning.swop.tasks import (
     DESCRIPTION_LIMIT,
     DETAIL_LIMIT,
@@ -267,6 +268,12 @@ class SwarmOperator:
                           keep=self.config.keep, log=job_log.info)
         job = Job(generation=generation, task=task, ctx=ctx, runtime=self.make_runtime())
         ctx.progress = lambda text: self._progress(job, text)
+        # a run of the same task that never ended (this SWOP was killed mid-task, and a TARGET
+        # retry brings the task back) left its sandbox here; its processes were reaped at start
+        left = clear_task_dir(workdir)
+        if left:
+            log.warning("Task %s: removed what an earlier run that did not end left in %s: %s",
+                        task.name, workdir, ", ".join(left))
         workdir.mkdir(parents=True, exist_ok=True)
         job.thread = threading.Thread(target=self._run_job, args=(job,), daemon=True,
                                       name=f"task-{task.name}")

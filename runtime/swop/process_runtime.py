@@ -30,7 +30,7 @@ from pathlib import Path
 
 from swarmlearning.swop.processes import Child, ChildRegistry, stop_all, wait_for_line
 from swarmlearning.swop.profile import NodeDef, merge_env
-from swarmlearning.swop.sandbox import Mount, Sandbox, SandboxError
+from swarmlearning.swop.sandbox import Mount, Sandbox, SandboxError, clear_task_dir
 from swarmlearning.swop.tasks import TaskContext, TaskFailed, require_nodes
 from swarmlearning.swop.userenv import EnvBuilder, UserEnv
 
@@ -376,9 +376,7 @@ class ProcessRuntime:
             for pair in self.pairs:
                 if pair.sandbox is not None:
                     pair.sandbox.cleanup()
-            for entry in ctx.workdir.glob("*") if ctx.workdir.is_dir() else ():
-                if entry.name != "logs":
-                    shutil.rmtree(entry, ignore_errors=True)
+            clear_task_dir(ctx.workdir)
         self.pairs = []
         self.channels = None
 

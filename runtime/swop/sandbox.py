@@ -335,3 +335,19 @@ class Sandbox:
             shutil.rmtree(self.root)
         self._mirrors.clear()
         self._materialized = False
+
+
+def clear_task_dir(workdir: Path, keep: tuple[str, ...] = ("logs",)) -> list[str]:
+    """Remove what a task left in its directory, but `keep` (its logs): sandboxes, channels,
+    scratch files. Symlinks are unlinked, never followed, so mount sources survive. Returns the
+    names removed."""
+    removed = []
+    for entry in sorted(workdir.iterdir()) if workdir.is_dir() else ():
+        if entry.name in keep:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            entry.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
