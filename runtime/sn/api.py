@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -199,16 +200,20 @@ def openapi(table: list[Endpoint], title: str) -> dict[str, Any]:
 
 
 def build_app(table: list[Endpoint], title: str,
-              authorize: Callable[[list[Any], Principal], None] | None = None) -> Starlette:
+              authorize: Callable[[list[Any], Principal], None] | None = None,
+              certificate_of: Callable[[dict[str, Any]], bytes | None] = peer_certificate
+              ) -> Starlette:
     """A Starlette app serving a route table and its OpenAPI document. `authorize(uids,
-    caller)` vets the endpoints that act for nodes."""
+    caller)` vets the endpoints that act for nodes; `certificate_of(scope)` is the client
+    certificate of a request's connection (the TLS layer's record, unless a test says
+    otherwise)."""
     import anyio.to_thread
 
     def call(ep: Endpoint, request: Request, params: dict[str, Any],
              body: dict[str, Any]) -> Any:
         if not (ep.with_caller or (ep.acts_for is not None and authorize is not None)):
             return ep.handler(params, body)
-        der = peer_certificate(request.scope)
+        der = certificate_of(request.scope)
         if der is None:
             raise ServiceError(403, "this request came without a client certificate")
         caller = Principal.of_der(der)
@@ -246,4 +251,12 @@ def build_app(table: list[Endpoint], title: str,
 
     routes = [Route(ep.path, bind(ep), methods=[ep.method]) for ep in table]
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
-    return Starlette(routes=routes)
+    async def refused(request: Request, exc: Exception) -> Response:
+        # the router's own refusals (no such route, wrong method) also answer with a reason
+        status = getattr(exc, "status_code", 400)
+        reason = {404: f"no such route: {request.url.path} (GET /openapi.json lists them)",
+                  405: f"{request.method} is not allowed on {request.url.path}"}
+        return JSONResponse({"detail": reason.get(status, str(getattr(exc, "detail", exc)))},
+                            status_code=status)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: refused})
