@@ -18,6 +18,7 @@ from swarmlearning.ml.channel import (
     recv_frame,
     send_frame,
 )
+from swarmlearning.sl.blobs import BlobStoreError
 from swarmlearning.sl.rounds import MODES, RoundEngine, RoundResult, Session, SessionError
 
 log = logging.getLogger("swarm.sl")
@@ -104,7 +105,8 @@ class ChannelServer:
                     return
                 try:
                     session = self._handle(conn, session, header, payload)
-                except SessionError as exc:
+                except (SessionError, BlobStoreError) as exc:
+                    # BlobStoreError: a full disk or the size limit, said where and why
                     log.error("%s", exc)
                     self._send(conn, {"type": "error", "message": str(exc)})
                 except Exception as exc:  # noqa: BLE001 - the ML gets the reason, the log the trace
