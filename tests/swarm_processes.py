@@ -47,6 +47,11 @@ def _ephemeral_low() -> int:
     return low if low > FIXED_PORTS_FROM + 1000 else 32768
 
 
+def in_netns(netns: str) -> list[str]:
+    """The command prefix that runs a program in a network namespace (none: the host's)."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def make_orgs(root: Path, *names: str) -> dict[str, PkiLayout]:
     """One PKI per organisation (index 1, 2, ...); the first ones listed trust each other."""
     return {name: generate_pki(root / name, f"org-{name}", index)
@@ -121,19 +126,23 @@ class SN(Daemon):
     sentinel_port: int | None = None
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"
+    sentinel_host: str = "127.0.0.1"
+    netns: str = ""  # a network namespace the test made, to run in instead of the host's
 
     @property
     def sentinel(self) -> bool:
         return self.sentinel_port is None
 
     def start(self) -> SN:
-        command = [sys.executable, "-m", "swarmlearning.sn", "--host-ip", "127.0.0.1",
+        command = [*in_netns(self.netns), sys.executable, "-m", "swarmlearning.sn",
+                   "--host-ip", self.host,
                    "--sn-api-port", str(self.api_port), "--sn-p2p-port", str(self.p2p_port),
                    "--cert", str(self.pki.cert("sn")), "--key", str(self.pki.key("sn")),
                    "--capath", str(self.pki.capath), "--data-dir", str(self.data_dir),
                    "--name", self.name, "--heartbeat", "2"]
         command += (["--sentinel"] if self.sentinel else
-                    ["--sentinel-ip", "127.0.0.1", "--sentinel-api-port",
+                    ["--sentinel-ip", self.sentinel_host, "--sentinel-api-port",
                      str(self.sentinel_port)])
         command += self.extra
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +179,17 @@ class SL(Daemon):
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     ready_line = SL_READY
+    host: str = "127.0.0.1"
+    netns: str = ""  # a network namespace the test made, to run in instead of the host's
 
     @property
     def channel(self) -> Path:
         return self.data_dir / "channel.sock"
 
     def start(self) -> SL:
-        command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", "127.0.0.1",
-                   "--sn-ip", "127.0.0.1", "--sn-api-port", str(self.sn.api_port),
+        command = [*in_netns(self.netns), sys.executable, "-m", "swarmlearning.sl",
+                   "--host-ip", self.host, "--sn-ip", self.sn.host,
+                   "--sn-api-port", str(self.sn.api_port),
                    "--sl-fs-port", str(self.fs_port), "--cert", str(self.pki.cert("sl")),
                    "--key", str(self.pki.key("sl")), "--capath", str(self.pki.capath),
                    "--data-dir", str(self.data_dir), "--name", self.name, "--heartbeat", "1"]
