@@ -9,7 +9,8 @@ Every decision is made from chain state that all peers see alike (through their 
   (`SL_MAKE_ME_ADMIN`); if that leader has not recorded a merge `SL_LEADER_FAILURE_BASE_TIMEOUT`
   seconds after the round closed, the next one takes over (LFDR), and so on;
 - the leader fetches the contributions, drops the bad ones (hash, shapes, dtypes, NaN or Inf),
-  merges the rest, and records the merged blob's hash; the contract accepts one merge per round,
+  merges the rest in the order of their hashes (so the result does not depend on who leads),
+  and records the merged blob's hash; the contract accepts one merge per round,
   so a returning old leader finds the round done and just takes the merged model;
 - round 0 of a contract is the initial sync: the leader's own weights become everyone's start.
 """
@@ -294,7 +295,9 @@ class RoundEngine:
     def _merge(self, session: Session, number: int, own: str,
                checkins: list[dict[str, Any]]) -> tuple[bytearray, list[str]] | None:
         weighted = [c for c in checkins if c["weight"] > 0]
-        entries = weighted or checkins
+        # in the order of their hashes, not of their check-ins: the same contributions give
+        # the same merged model to the bit, whoever leads and whoever checked in first
+        entries = sorted(weighted or checkins, key=lambda c: (c["contribution"], c["uid"]))
         weights = [float(c["weight"]) if weighted else 1.0 for c in entries]
         try:
             return self._merge_gathered(session, number, entries, weights)

@@ -34,8 +34,12 @@ def train(swarm: Swarm, tmp: Path, method: str, attack: str | None) -> float:
     """The honest peers' final accuracy (they end with the same model) of one training."""
     contract = swarm.new_contract()
     honest_env = {"MERGE_METHOD": method}
+    # only peer 1 leads: its initial weights start every run, and with merges in the order of
+    # the contributions' hashes, a run is reproducible to the bit, so the comparisons with
+    # the clean run measure the attack and nothing else
     peers = [peer(swarm, tmp, index, contract, epochs=EPOCHS,
-                  min_peers=3 if attack is None else 4, ml_env=honest_env)
+                  min_peers=3 if attack is None else 4, ml_env=honest_env,
+                  env={} if index == 1 else {"SL_MAKE_ME_ADMIN": "False"})
              for index in (1, 2, 3)]
     if attack is not None:
         peers.append(peer(swarm, tmp, 4, contract, min_peers=4,
@@ -74,7 +78,7 @@ def test_robust_merges_hold_against_a_byzantine_peer(swarm: Swarm, clean: dict[s
     within = {method: accuracy[method] >= clean[method] - 0.02 for method in ROBUST}
     if attack in KNOWN_GAP:
         # sign-flipped weights pull every median a little towards zero in every round, and the
-        # pulls add up: measured 0.74 against 0.87 clean (docs/reliability.md). When this
+        # pulls add up: measured 0.69 to 0.77 against 0.86 clean (docs/reliability.md). When this
         # holds, the gap is closed: drop it from KNOWN_GAP and from the docs.
         assert not all(within.values()), (accuracy, clean)
     else:
