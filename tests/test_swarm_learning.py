@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ from tests.training_swarm import (
     baselines,
     peer,
     result,
-    running_swarm,
+    run_to_end,
     stop_all,
+    swarm_fixture,
     wait_round,
 )
 
@@ -28,10 +28,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 
-@pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    with running_swarm(tmp_path_factory.mktemp("sl-swarm")) as running:
-        yield running
+swarm = swarm_fixture("sl-swarm")
 
 
 def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
@@ -163,14 +160,7 @@ def test_tampered_contributions_are_rejected_and_training_goes_on(swarm: Swarm,
                    # match its name for its SL to serve
                    env={"SL_MAKE_ME_ADMIN": "False", "SL_RAM_INTENSIVE": "False"},
                    ml_env={"BLOB_DIR": str(tmp_path / "sl3" / "blobs")})
-    peers = [*honest, hostile]
-    try:
-        for sl in peers:
-            sl.start()
-        for sl in peers:
-            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
-    finally:
-        stop_all(peers)
+    run_to_end([*honest, hostile])
     hostile_uid = (tmp_path / "sl3" / "node-uid").read_text().strip()
     leaders = "\n".join(sl.log() for sl in honest)
     rejected = [line for line in leaders.splitlines()

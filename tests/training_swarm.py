@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from swarmlearning.identity.pki import PkiLayout
 from swarmlearning.identity.tls import Identity, client_context
@@ -127,3 +128,25 @@ def wait_round(swarm: Swarm, contract: str, predicate: object, timeout: float = 
             return status
         time.sleep(0.1)
     raise AssertionError(f"round condition not met in {timeout} s: {status}")
+
+
+def swarm_fixture(prefix: str):  # noqa: ANN201 - a pytest fixture
+    """A module-scoped `swarm` fixture: `swarm = swarm_fixture("faults")` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+        with running_swarm(tmp_path_factory.mktemp(prefix)) as running:
+            yield running
+
+    return swarm
+
+
+def run_to_end(peers: list[SL], timeout: float = 240) -> None:
+    """Start every peer, wait until each exits 0, and stop whatever is left."""
+    try:
+        for sl in peers:
+            sl.start()
+        for sl in peers:
+            assert sl.wait_exit(timeout=timeout) == 0, sl.log()[-4000:]
+    finally:
+        stop_all(peers)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from ml_session import open_session
 
 from swarmlearning.ml.channel import ChannelClient
 from swarmlearning.weights import digest, from_bytes, to_bytes
@@ -20,10 +21,7 @@ from swarmlearning.weights import digest, from_bytes, to_bytes
 
 def main() -> int:
     client = ChannelClient(on_waiting=lambda message: print("waiting:", message, flush=True))
-    client.request("open", params={
-        "syncFrequency": 4, "minPeers": int(os.environ["MIN_PEERS"]),
-        "trainingContract": os.environ["TRAINING_CONTRACT"], "nodeWeightage": 1,
-        "mergeMethod": "mean", "checkinModelOnTrainEnd": "inactive", "totalEpochs": 1})
+    open_session(client)
     _, blob = client.request("sync", to_bytes({"bias": np.zeros(3, np.float32)}), kind="init",
                              completed_epochs=0)
     weights = from_bytes(blob)

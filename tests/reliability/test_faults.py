@@ -8,21 +8,17 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.training_swarm import Swarm, peer, result, running_swarm, stop_all, wait_round
+from tests.training_swarm import Swarm, peer, result, stop_all, swarm_fixture, wait_round
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 
-@pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    with running_swarm(tmp_path_factory.mktemp("faults")) as running:
-        yield running
+swarm = swarm_fixture("faults")
 
 
 def children(pid: int) -> set[int]:

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.training_swarm import Swarm, peer, result, running_swarm, stop_all
+from tests.training_swarm import Swarm, peer, result, stop_all, swarm_fixture
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 
-@pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    with running_swarm(tmp_path_factory.mktemp("disk")) as running:
-        yield running
+swarm = swarm_fixture("disk")
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ far `mean` falls."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.training_swarm import Swarm, peer, result, running_swarm, stop_all
+from tests.training_swarm import Swarm, peer, result, run_to_end, swarm_fixture
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -24,10 +23,7 @@ ROBUST = ("geomedian", "coordmedian")
 KNOWN_GAP = ("flipped",)  # the 2-point bound does not hold yet for these attacks
 
 
-@pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    with running_swarm(tmp_path_factory.mktemp("hostile")) as running:
-        yield running
+swarm = swarm_fixture("hostile")
 
 
 def train(swarm: Swarm, tmp: Path, method: str, attack: str | None) -> float:
@@ -46,13 +42,7 @@ def train(swarm: Swarm, tmp: Path, method: str, attack: str | None) -> float:
                           ml=f"{sys.executable} {BYZANTINE}",
                           env={"SL_MAKE_ME_ADMIN": "False"},
                           ml_env={"ATTACK": attack, "SYNCS": str(SYNCS)}))
-    try:
-        for sl in peers:
-            sl.start()
-        for sl in peers:
-            assert sl.wait_exit(timeout=240) == 0, sl.log()[-4000:]
-    finally:
-        stop_all(peers)
+    run_to_end(peers)
     finals = {result(tmp, index)["weights"] for index in (1, 2, 3)}
     assert len(finals) == 1, "the honest peers must end with the same model"
     return result(tmp, 1)["accuracy"]
