@@ -9,19 +9,17 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from swarmlearning.sl import snclient
 from swarmlearning.sl.snclient import SNClient, SNError
 
 
 def client(answers: list[Callable[[httpx.Request], httpx.Response]],
-           monkeypatch: pytest.MonkeyPatch, retry_seconds: float = 60.0) -> SNClient:
+           retry_seconds: float = 60.0) -> SNClient:
     """An SNClient whose transport answers with `answers` in turn (the last one repeats), on
-    a clock that moves only when the client sleeps."""
+    a clock of its own that moves only when the client sleeps."""
     now = [0.0]
-    monkeypatch.setattr(snclient.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(snclient.time, "sleep", lambda seconds: now.__setitem__(0, now[0] +
-                                                                               seconds))
-    sn = SNClient("127.0.0.1", 1, ssl.create_default_context(), retry_seconds=retry_seconds)
+    sn = SNClient("127.0.0.1", 1, ssl.create_default_context(), retry_seconds=retry_seconds,
+                  clock=lambda: now[0], sleep=lambda seconds: now.__setitem__(0, now[0] +
+                                                                             seconds))
     calls = iter(range(10**6))
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -44,39 +42,37 @@ def ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"NODE_UID": "sn-1"})
 
 
-def test_a_restarting_chain_or_sn_is_waited_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    sn = client([chain_down, refused, chain_down, ok], monkeypatch)
+def test_a_restarting_chain_or_sn_is_waited_out() -> None:
+    sn = client([chain_down, refused, chain_down, ok])
     assert sn.version() == {"NODE_UID": "sn-1"}
     assert next(sn.calls) == 4
 
 
-def test_the_wait_is_bounded_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    sn = client([chain_down], monkeypatch, retry_seconds=5)
+def test_the_wait_is_bounded_and_says_why() -> None:
+    sn = client([chain_down], retry_seconds=5)
     with pytest.raises(SNError, match="unavailable: the chain is unreachable") as caught:
         sn.version()
     assert caught.value.status == 503
-    assert snclient.time.monotonic() >= 5
-    sn = client([refused], monkeypatch, retry_seconds=5)
+    assert sn.clock() >= 5
+    sn = client([refused], retry_seconds=5)
     with pytest.raises(SNError, match="unreachable: Connection refused") as caught:
         sn.version()
     assert caught.value.status == 0
 
 
-def test_a_refusal_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    sn = client([lambda request: httpx.Response(409, json={"detail": "round moved on"}), ok],
-                monkeypatch)
+def test_a_refusal_is_not_retried() -> None:
+    sn = client([lambda request: httpx.Response(409, json={"detail": "round moved on"}), ok])
     with pytest.raises(SNError, match="round moved on") as caught:
         sn.version()
     assert caught.value.status == 409 and next(sn.calls) == 1
 
 
-def test_a_stopping_node_gives_up_within_its_stop_deadline(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    sn = client([refused], monkeypatch)
+def test_a_stopping_node_gives_up_within_its_stop_deadline() -> None:
+    sn = client([refused])
     sn.stop_retrying_after(3)
     with pytest.raises(SNError):
         sn.version()
-    assert 3 <= snclient.time.monotonic() < 4
+    assert 3 <= sn.clock() < 4
     with pytest.raises(SNError):  # the deadline is shared: the next call gives up at once
         sn.version()
-    assert snclient.time.monotonic() < 4.5
+    assert sn.clock() < 4.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -26,9 +27,12 @@ class SNClient:
     """The SN API, as used by an SL."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext,
-                 retry_seconds: float = 60.0) -> None:
+                 retry_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.base = f"https://{host}:{port}"
         self.retry_seconds = retry_seconds
+        self.clock = clock
+        self.sleep = sleep
         self._give_up_at: float | None = None
         self.http = httpx.Client(base_url=self.base, verify=context,
                                  timeout=httpx.Timeout(45.0, connect=5.0))
@@ -39,7 +43,7 @@ class SNClient:
     def stop_retrying_after(self, seconds: float) -> None:
         """From `seconds` from now on, no call waits for an SN that does not answer, calls in
         flight included: a stopping node's last reports share one short deadline."""
-        self._give_up_at = time.monotonic() + seconds
+        self._give_up_at = self.clock() + seconds
 
     def call(self, method: str, path: str, payload: Any = None,
              params: dict[str, Any] | None = None) -> Any:
@@ -48,7 +52,7 @@ class SNClient:
         503). A retried write that did land the first time is taken as a repeat: a check-in
         replaces the node's own, a registration overwrites, a second merge record for the
         round is refused with 409 (which the leader reads as "already recorded")."""
-        started = time.monotonic()
+        started = self.clock()
         attempt = 0
         while True:
             attempt += 1
@@ -61,13 +65,13 @@ class SNClient:
                     break
                 status, reason = 503, f"the SN at {self.base} is unavailable: " \
                                       f"{_detail(response)}"
-            now = time.monotonic()
+            now = self.clock()
             if now - started >= self.retry_seconds or (
                     self._give_up_at is not None and now >= self._give_up_at):
                 raise SNError(status, reason) from None
             if attempt in (1, 10) or attempt % 30 == 0:
                 log.warning("%s; retrying", reason)
-            time.sleep(min(1.0, 0.1 * attempt))
+            self.sleep(min(1.0, 0.1 * attempt))
         if response.status_code >= 400:
             raise SNError(response.status_code,
                           f"SN refused {method} {path}: {_detail(response)}")
