@@ -131,9 +131,22 @@ def load_yaml_with_marks(text: str, source: str) -> MarkedDocument:
             _record(loader, node, (), marked, set())
     except yaml.YAMLError as exc:
         raise DefinitionError([_yaml_problem(exc, text, source)]) from exc
+    except RecursionError:
+        raise DefinitionError([Problem(source, 1, 1, "", "invalid YAML: the document nests "
+                                       "deeper than can be read")]) from None
+    except ValueError as exc:  # a scalar the constructor cannot take (an integer too long)
+        long = re.search(r"\d{1000,}", text)
+        where = _offset_position(text, long.start()) if long else Position(1, 1)
+        raise DefinitionError([Problem(source, where.line, where.column, "",
+                                       f"invalid YAML: {exc}")]) from None
     finally:
         loader.dispose()
     return marked
+
+
+def _offset_position(text: str, offset: int) -> Position:
+    before = text[:offset]
+    return Position(before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
 
 
 def _position(mark: yaml.Mark) -> Position:
@@ -164,8 +177,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> Problem:
     if mark is not None:
         where = _position(mark)
     elif isinstance(exc, yaml.reader.ReaderError):
-        before = text[: exc.position]
-        where = Position(before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+        where = _offset_position(text, exc.position)
     else:
         where = Position(1, 1)
     problem = getattr(exc, "problem", None)
@@ -222,7 +234,11 @@ def validate_document(text: str, source: str, schema_name: str = "task") -> dict
 
 def validate_marked(marked: MarkedDocument, schema_name: str = "task") -> dict[str, Any]:
     """``validate_document`` for a document already read by ``load_yaml_with_marks``."""
-    problems = _problems(marked, _named_validator(schema_name))
+    try:
+        problems = _problems(marked, _named_validator(schema_name))
+    except RecursionError:
+        problems = [Problem(marked.source, 1, 1, "", "the document nests deeper than can be "
+                                                     "checked")]
     if problems:
         raise DefinitionError(problems)
     return marked.data
@@ -231,8 +247,12 @@ def validate_marked(marked: MarkedDocument, schema_name: str = "task") -> dict[s
 def validate_object(document: Any, schema_name: str = "task") -> list[str]:
     """Problems of an already parsed document (no text, so no positions), as `path: message`."""
     marked = MarkedDocument(data=document, source="<request>")
+    try:
+        found = _problems(marked, _named_validator(schema_name))
+    except RecursionError:
+        return ["the document nests deeper than can be checked"]
     return [f"{problem.path}: {problem.message}" if problem.path else problem.message
-            for problem in _problems(marked, _named_validator(schema_name))]
+            for problem in found]
 
 
 def check_against(marked: MarkedDocument, schema: Mapping[str, Any]) -> list[Problem]:

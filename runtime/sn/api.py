@@ -7,7 +7,6 @@ registered each of them; registering binds a new UID to the caller's identity.""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from swarmlearning import __version__
+from swarmlearning import __version__, jsonbody
 from swarmlearning.chain.rpc_client import RpcUnavailable
 from swarmlearning.identity.principal import Principal
 from swarmlearning.serve import peer_certificate
@@ -48,7 +47,9 @@ def _body(request: Request, raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
+        body = jsonbody.loads(raw)
+    except jsonbody.TooDeep as exc:
+        raise ServiceError(400, f"request body refused: {exc}") from None
     except ValueError as exc:
         raise ServiceError(400, f"request body is not JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from web3 import Web3
 
-from swarmlearning import __version__
+from swarmlearning import __version__, jsonbody
 from swarmlearning.chain.ledger import (
     Addresses,
     Ledger,
@@ -196,8 +196,8 @@ def rpc_app(chain: Any) -> Starlette:
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = jsonbody.loads(raw)
+        except ValueError:  # not JSON, or nested too deep (TooDeep)
             return JSONResponse({"jsonrpc": "2.0", "id": None,
                                  "error": {"code": -32700, "message": "parse error"}})
         return JSONResponse(await anyio.to_thread.run_sync(chain.handle_rpc, payload))

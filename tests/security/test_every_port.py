@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -117,3 +118,24 @@ def test_outsiders_are_refused_on_every_port(ports, who: str, tmp_path: Path) ->
         # and the port still serves its own: the refusal was about the certificate
         own = answer(workspace, port, (layout.cert("sl"), layout.key("sl")))
         assert not refused(own), (who, label, own)
+
+
+def test_a_deeply_nested_body_is_refused_and_the_sn_lives_on(ports) -> None:  # noqa: ANN001
+    """The SN imports py-evm, which raises the recursion limit to 100,000: a JSON reader left
+    to itself would overflow the C stack on 100,000 nested arrays and take the process down."""
+    workspace, table = ports
+    layout = workspace.pki()
+    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    context.check_hostname = False
+    context.load_cert_chain(str(layout.cert("swci")), str(layout.key("swci")))
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with httpx.Client(verify=context, timeout=30) as client:
+        for label, path in (("SN API (30304)", "/v1/contracts"), ("chain JSON-RPC (30303)", "/")):
+            url = f"https://127.0.0.1:{table[label]}{path}"
+            reply = client.post(url, content=deep, headers={"content-type": "application/json"})
+            if label.startswith("SN API"):
+                assert reply.status_code == 400 and "deeper than 64" in reply.json()["detail"]
+            else:
+                assert reply.json()["error"]["message"] == "parse error"
+        version = client.get(f"https://127.0.0.1:{table['SN API (30304)']}/v1/version")
+        assert version.status_code == 200

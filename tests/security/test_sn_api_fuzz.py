@@ -134,3 +134,13 @@ def test_route_aware_fuzzing_gets_no_server_error(request: tuple[str, dict]) -> 
     assert "Traceback" not in response.text
     if response.status_code >= 400:
         assert response.json()["detail"], (path, body)
+
+
+def test_bodies_no_parser_can_take_are_refused_with_a_reason() -> None:
+    with TestClient(_FUZZ_APP, raise_server_exceptions=False) as client:
+        for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"name": ' + b"9" * 5000 + b"}",
+                    b"\xff\xfe not utf-8", b"[1, 2]", b"{" * 10):
+            response = client.post("/v1/contracts", content=raw,
+                                   headers={"content-type": "application/json"})
+            assert 400 <= response.status_code < 500, (raw[:40], response.text)
+            assert response.json()["detail"], raw[:40]
