@@ -78,6 +78,9 @@ class TaskrunnerClient(SNClient):
         except yaml.YAMLError as exc:
             raise TaskUnreadable(f"task {name}: its body is not YAML "
                                  f"({str(exc).splitlines()[0]})") from None
+        except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
+            raise TaskUnreadable(f"task {name}: its body cannot be read "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
         if not isinstance(body, dict):
             raise TaskUnreadable(f"task {name}: its body is not a mapping of HPE's task fields")
         return TaskDefinition(name=info["NAME"], task_type=info["TYPE"], author=info["AUTHOR"],
