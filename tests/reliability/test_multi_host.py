@@ -102,7 +102,11 @@ def test_a_partitioned_host_rejoins_and_the_training_finishes(hosts: dict[str, s
         ip("-n", hosts["switch"], "link", "set", "port3", "down")
         cut_at = time.monotonic()
         stalled = max(rounds_seen(sl) for sl in peers)
-        time.sleep(12)  # long enough for every round to stop on the missing peer
+        # a round already under way may still close without host 3 (its contribution cannot
+        # be fetched); after that no round can start, as minPeers is 3
+        time.sleep(8)
+        settled = max(rounds_seen(sl) for sl in peers[:2])
+        time.sleep(6)
         during = max(rounds_seen(sl) for sl in peers[:2])
         ip("-n", hosts["switch"], "link", "set", "port3", "up")
         healed_at = time.monotonic()
@@ -115,10 +119,11 @@ def test_a_partitioned_host_rejoins_and_the_training_finishes(hosts: dict[str, s
         for sl in peers:
             sl.stop()
         sn.stop()
-    assert during <= stalled + 1, (stalled, during)  # no round went ahead without host 3
+    assert during == settled, (stalled, settled, during)  # no round went on without host 3
     accuracies = [result(tmp_path, index)["accuracy"] for index in (1, 2, 3)]
     assert min(accuracies) > 0.85 and len({result(tmp_path, i)["weights"]
                                            for i in (1, 2, 3)}) == 1, accuracies
     print(f"MEASURED host 3 cut off at round {stalled} for {healed_at - cut_at:.0f} s: the "
-          f"others stopped at round {during}; host 3 checked in again {rejoined:.1f} s after "
-          f"the link came back; all finished, accuracy {min(accuracies):.3f} on every peer")
+          f"others stopped at round {during} and stayed there; host 3 checked in again "
+          f"{rejoined:.1f} s after the link came back; all finished, accuracy "
+          f"{min(accuracies):.3f} on every peer")
