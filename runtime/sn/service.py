@@ -599,6 +599,7 @@ class SwarmService:
         for uid in uids:
             if not isinstance(uid, str):
                 continue  # the handler's own validation names the field
+            _text(uid, "uid", limit=64)
             row = self.view.nodes.rows.get(key_of(uid))
             if row is None or bytes(row["owner"]) != caller.key:
                 self.view.sync()  # registered a moment ago, maybe through another SN

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import schemathesis
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -144,3 +145,49 @@ def test_bodies_no_parser_can_take_are_refused_with_a_reason() -> None:
                                    headers={"content-type": "application/json"})
             assert 400 <= response.status_code < 500, (raw[:40], response.text)
             assert response.json()["detail"], raw[:40]
+
+
+BIG = "x" * 5000
+OVERSIZED = [  # (route, body): one field far over its limit, the rest plausible
+    ("/v1/nodes", {"uid": BIG, "node_type": "SL", "host": "h", "port": 1}),
+    ("/v1/nodes", {"uid": "u-big-host", "node_type": "SL", "host": BIG, "port": 1}),
+    ("/v1/nodes", {"uid": "u-big-name", "node_type": "SL", "host": "h", "port": 1,
+                   "name": BIG}),
+    ("/v1/nodes/alive", {"uids": [BIG]}),
+    ("/v1/contracts", {"name": BIG}),
+    ("/v1/contracts/fuzz-contract/checkins", {"uid": BIG, "round": 0, "contribution": H,
+                                              "weight": 1, "flags": 1}),
+    ("/v1/contracts/fuzz-contract/merges", {"round": 0, "leader": BIG, "merged": H,
+                                            "participants": ["fuzz-node"]}),
+    ("/v1/contracts/fuzz-contract/progress", {"uid": BIG, "total_epochs": 1,
+                                              "completed_epochs": 1}),
+    ("/v1/tasks", {"Name": BIG, "TaskType": "RUN_SWARM", "Author": "a", "Prereq": "ROOTTASK",
+                   "Outcome": "o"}),
+    ("/v1/tasks", {"Name": "t-big-author", "TaskType": "RUN_SWARM", "Author": BIG,
+                   "Prereq": "ROOTTASK", "Outcome": "o"}),
+    ("/v1/taskrunners", {"name": BIG}),
+    ("/v1/taskrunners/defaulttaskbb.taskdb.sml.hpe/enroll", {"swop_uid": BIG}),
+]
+
+
+def _big_field(body: dict) -> str:
+    return next(key for key, value in body.items() if value in (BIG, [BIG]))
+
+
+@pytest.mark.parametrize(("route", "body"), OVERSIZED,
+                         ids=[f"{route}:{_big_field(body)}" for route, body in OVERSIZED])
+def test_an_oversized_field_is_refused_with_its_limit_named(route: str, body: dict) -> None:
+    with TestClient(_FUZZ_APP, raise_server_exceptions=False) as client:
+        response = client.post(route, json=body)
+    assert response.status_code == 422, (route, response.text[:300])
+    detail = response.json()["detail"]
+    assert "5000 characters long; the limit is" in detail, detail[:300]
+    assert BIG not in detail  # the value itself is not echoed back
+
+
+def test_a_body_over_the_size_limit_is_refused_with_the_limit_named() -> None:
+    with TestClient(_FUZZ_APP, raise_server_exceptions=False) as client:
+        response = client.post("/v1/contracts", content=b'{"name": "' + b"x" * (2 << 20) +
+                               b'"}', headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "larger than 1048576 bytes" in response.json()["detail"]
