@@ -244,7 +244,9 @@ def test_a_leader_merges_its_own_contribution_however_many_it_fetches(
     checkins.append({"uid": "gone", "contribution": "f" * 64, "weight": 1, "host": "h",
                      "port": 99})
     merged, used = engine._merge(Session(contract="c", min_peers=2), 1, own, checkins)
-    assert used == ["peer0", "peer1", "peer2", "peer3", "peer4", "leader"]
+    # everyone fetched or held, in the order of their contributions' hashes (the merge order)
+    assert used == [c["uid"] for c in sorted(checkins[:-1], key=lambda c: c["contribution"])]
+    assert sorted(used) == ["leader", "peer0", "peer1", "peer2", "peer3", "peer4"]
     assert np.allclose(from_bytes(merged)["w"], (0 + 1 + 2 + 3 + 4 + 10) / 6)
     assert own not in peers.asked and store.has(own)
     assert sorted(p.name for p in (tmp_path / "blobs").glob("*")) == (
