@@ -234,11 +234,7 @@ def validate_document(text: str, source: str, schema_name: str = "task") -> dict
 
 def validate_marked(marked: MarkedDocument, schema_name: str = "task") -> dict[str, Any]:
     """``validate_document`` for a document already read by ``load_yaml_with_marks``."""
-    try:
-        problems = _problems(marked, _named_validator(schema_name))
-    except RecursionError:
-        problems = [Problem(marked.source, 1, 1, "", "the document nests deeper than can be "
-                                                     "checked")]
+    problems = _problems(marked, _named_validator(schema_name))
     if problems:
         raise DefinitionError(problems)
     return marked.data
@@ -247,12 +243,8 @@ def validate_marked(marked: MarkedDocument, schema_name: str = "task") -> dict[s
 def validate_object(document: Any, schema_name: str = "task") -> list[str]:
     """Problems of an already parsed document (no text, so no positions), as `path: message`."""
     marked = MarkedDocument(data=document, source="<request>")
-    try:
-        found = _problems(marked, _named_validator(schema_name))
-    except RecursionError:
-        return ["the document nests deeper than can be checked"]
     return [f"{problem.path}: {problem.message}" if problem.path else problem.message
-            for problem in found]
+            for problem in _problems(marked, _named_validator(schema_name))]
 
 
 def check_against(marked: MarkedDocument, schema: Mapping[str, Any]) -> list[Problem]:
@@ -262,10 +254,13 @@ def check_against(marked: MarkedDocument, schema: Mapping[str, Any]) -> list[Pro
 
 def _problems(marked: MarkedDocument, validator: Any) -> list[Problem]:
     found: dict[tuple[str, str], Problem] = {}  # one problem per path and message
-    for error in validator.iter_errors(marked.data):
-        for leaf in _leaves(error):
-            for problem in _explain(leaf, marked):
-                found.setdefault((problem.path, problem.message), problem)
+    try:
+        for error in validator.iter_errors(marked.data):
+            for leaf in _leaves(error):
+                for problem in _explain(leaf, marked):
+                    found.setdefault((problem.path, problem.message), problem)
+    except RecursionError:
+        return [Problem(marked.source, 1, 1, "", "the document nests deeper than can be checked")]
     # by position; problems at the same place keep the schema's order (e.g. its required list)
     return sorted(found.values(), key=lambda problem: (problem.line, problem.column))
 
