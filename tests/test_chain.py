@@ -427,17 +427,20 @@ def test_training_contract_lifecycle(swarm: Swarm) -> None:
     with refused(409, "RUNNING"):
         service.reset_contract(name)
 
-    ledger.transact("trainings", "record_merge", name, 0, a, b"\x09" * 32, [a, b], False,
-                    T0)
+    ledger.transact("trainings", "record_merge", name, 0, a, b"\x09" * 32, [a, b],
+                    [(c, "its tensor 'w' has NaN values")], False, T0)
     status = service.contract_status(name)
     assert (status["STATE"], status["ROUND"], status["PEERS"]) == ("RUNNING", 1, 2)
     leader, merged, participants, _ = ledger.read("trainings", "round_merge", key, 0)
     assert (bytes(leader), bytes(merged), [bytes(p) for p in participants]) == (
         a, b"\x09" * 32, [a, b])
+    assert [(bytes(p), n, r, why) for p, n, r, why in
+            ledger.read("trainings", "all_rejections", key)] == [
+        (c, 1, 0, "its tensor 'w' has NaN values")]
     with rejected("check-in is not for the current round"):
         ledger.transact("trainings", "checkin", name, 0, checkins((c, b"\x04" * 32, 1)), T0)
     with rejected("merge is not for the current round"):
-        ledger.transact("trainings", "record_merge", name, 0, a, b"\x0a" * 32, [a], False,
+        ledger.transact("trainings", "record_merge", name, 0, a, b"\x0a" * 32, [a], [], False,
                         T0)
     assert len(ledger.read("trainings", "round_checkins", key, 0)) == 2
 
@@ -449,6 +452,7 @@ def test_training_contract_lifecycle(swarm: Swarm) -> None:
     assert (status["STATE"], status["ROUND"], status["PEERS"], status["RESETS"]) == (
         "INITIALIZED", 0, 0, 1)
     assert ledger.read("trainings", "round_checkins", key, 0) == []
+    assert ledger.read("trainings", "all_rejections", key) == []  # a new generation
     ledger.transact("trainings", "checkin", name, 0, checkins((c, b"\x05" * 32, 1)), T0)
     assert len(ledger.read("trainings", "round_checkins", key, 0)) == 1
 
@@ -473,7 +477,8 @@ def test_progress_is_reported_per_peer(swarm: Swarm) -> None:
                           [(peer, "sl-progress", True, 125_000, 950_000, 10, 4, T0)])
     assert swarm.service.perfdata(name) == [{"UID": "sl-progress", "ADMIN": "Y", "LOSS": 0.125,
                                              "METRIC": 0.95, "TOTAL_EPOCHS": 10,
-                                             "COMPLETED_EPOCHS": 4}]
+                                             "COMPLETED_EPOCHS": 4, "REJECTED": 0,
+                                             "LAST_REJECTION": "-"}]
 
 
 def test_unknown_contract_is_404(swarm: Swarm) -> None:

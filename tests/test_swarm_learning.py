@@ -65,6 +65,7 @@ def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
     assert all(row["TOTAL_EPOCHS"] == epochs and row["COMPLETED_EPOCHS"] == epochs
                for row in perf), perf
     assert any(row["ADMIN"] == "Y" for row in perf)
+    assert all(row["REJECTED"] == 0 for row in perf), perf
     joined = "\n".join(sl.log() for sl in peers)
     assert "rejected" not in joined
     # the same through the SWCI shell: PERFDATA's table and the contract's round progress
@@ -80,7 +81,9 @@ def test_three_peers_learn_together_beyond_what_each_learns_alone(swarm: Swarm,
     header = next(line for line in lines if line.startswith("UID"))
     assert header.split()[:6] == ["UID", "ADMIN", "LOSS", "METRIC", "TOTAL_EPOCHS",
                                   "COMPLETED_EPOCHS"]
-    assert sum(1 for line in lines if line.split()[-2:] == [str(epochs), str(epochs)]) == 3
+    assert header.split()[6:] == ["REJECTED", "LAST_REJECTION"]
+    assert sum(1 for line in lines
+               if line.split()[4:] == [str(epochs), str(epochs), "0", "-"]) == 3
     assert ["STATE", ":", "COMPLETED"] in [line.split() for line in lines], lines
     assert any(line.split()[:2] == ["LAST_LEADER", ":"] for line in lines), lines
 
@@ -153,24 +156,33 @@ def test_with_min_peers_three_a_lost_peer_stops_the_rounds_until_it_returns(
 
 def test_tampered_contributions_are_rejected_and_training_goes_on(swarm: Swarm,
                                                                    tmp_path: Path) -> None:
+    """A hostile peer sends NaN, a wrong shape, Inf, a wrong dtype, a blob over the leaders'
+    size limit and a blob that does not match its hash: each is left out, logged by the
+    leader, and counted in PERFDATA with its reason; the honest peers train on."""
     contract = swarm.new_contract()
-    honest = [peer(swarm, tmp_path, i, contract, epochs=4) for i in (1, 2)]
+    limit = {"SL_MAX_BLOB_BYTES": str(1 << 20)}  # the digits model is about 70 KB
+    honest = [peer(swarm, tmp_path, i, contract, epochs=4, env=limit) for i in (1, 2)]
     hostile = peer(swarm, tmp_path, 3, contract, ml=f"{sys.executable} {HOSTILE}",
                    # the disk store, so that the hostile ML can plant a file that does not
                    # match its name for its SL to serve
                    env={"SL_MAKE_ME_ADMIN": "False", "SL_RAM_INTENSIVE": "False"},
-                   ml_env={"BLOB_DIR": str(tmp_path / "sl3" / "blobs")})
+                   ml_env={"BLOB_DIR": str(tmp_path / "sl3" / "blobs"),
+                           "OVERSIZE": str(1 << 20)})
     run_to_end([*honest, hostile])
     hostile_uid = (tmp_path / "sl3" / "node-uid").read_text().strip()
     leaders = "\n".join(sl.log() for sl in honest)
     rejected = [line for line in leaders.splitlines()
                 if f"rejected the contribution of {hostile_uid}" in line]
-    assert any("NaN" in line for line in rejected), rejected
-    assert any("shape" in line for line in rejected), rejected
-    assert any("does not match its SHA-256" in line for line in rejected), rejected
+    for words in ("NaN", "shape", "Inf", "dtype float64", "byte limit",
+                  "does not match its SHA-256"):
+        assert any(words in line for line in rejected), (words, rejected)
     assert "hostile peer done" in hostile.log()
     for index in (1, 2):
         assert result(tmp_path, index)["accuracy"] > 0.5
+    perf = {row["UID"]: row for row in swarm.get(f"/v1/contracts/{contract}/perfdata")}
+    assert perf[hostile_uid]["REJECTED"] == 6, perf
+    assert "does not match its SHA-256" in perf[hostile_uid]["LAST_REJECTION"], perf
+    assert all(perf[uid]["REJECTED"] == 0 for uid in perf if uid != hostile_uid), perf
 
 
 def test_keras_peers_swarm_through_model_fit(swarm: Swarm, tmp_path: Path) -> None:

@@ -80,6 +80,50 @@ def test_a_round_ends_with_the_leaders_merge_and_the_final_one_completes(swarm: 
     assert completed.value.status == 409 and "RESET CONTRACT" in completed.value.message
 
 
+def test_perfdata_counts_each_peers_rejected_contributions_with_the_latest_reason(
+        swarm: Swarm) -> None:
+    name = unique("rejections")
+    service = swarm.service
+    service.create_contract(name)
+    service.report_progress(name, "sl-1", True, 0.5, 0.8, 4, 1)
+    service.report_progress(name, "sl-2", False, 0.6, 0.7, 4, 1)
+    for number, reason in enumerate(["tensor 'w' has NaN values", "far from the others"]):
+        for uid in ("sl-1", "sl-2", "sl-3"):
+            service.checkin(name, uid, number, H, 1, 1)
+        service.record_merge(name, number, "sl-1", "cd" * 32, ["sl-1"], False,
+                             [{"uid": "sl-2", "reason": reason},
+                              {"uid": "sl-3", "reason": "does not match its SHA-256"}])
+    rows = {row["UID"]: row for row in service.perfdata(name)}
+    assert (rows["sl-1"]["REJECTED"], rows["sl-1"]["LAST_REJECTION"]) == (0, "-")
+    assert (rows["sl-2"]["REJECTED"], rows["sl-2"]["LAST_REJECTION"]) == (
+        2, "round 1: far from the others")
+    assert rows["sl-2"]["METRIC"] == 0.7
+    # a peer that never reported progress still shows, with empty progress columns
+    assert (rows["sl-3"]["REJECTED"], rows["sl-3"]["LOSS"]) == (2, "")
+    assert list(rows["sl-3"]) == list(rows["sl-1"])
+
+
+@pytest.mark.parametrize("rejected, words", [
+    ("sl-2", "at most 64"),
+    ([{"uid": "sl-2", "reason": "x"}] * 65, "at most 64"),
+    (["sl-2"], "object {uid, reason}"),
+    ([{"uid": "sl-2"}], "rejected reason must be a string"),
+    ([{"uid": "x" * 65, "reason": "r"}], "rejected uid is 65 characters long; the limit is 64"),
+    ([{"uid": "sl-2", "reason": "r" * 201}], "the limit is 200"),
+    ([{"uid": "sl-2", "reason": "é" * 150}], "300 bytes in UTF-8; the limit is 200"),
+])
+def test_a_bad_rejected_list_is_refused_and_nothing_is_recorded(swarm: Swarm, rejected,
+                                                                 words: str) -> None:
+    name = unique("rejections")
+    service = swarm.service
+    service.create_contract(name)
+    service.checkin(name, "sl-1", 0, H, 1, 1)
+    with pytest.raises(ServiceError) as refused:
+        service.record_merge(name, 0, "sl-1", "cd" * 32, ["sl-1"], False, rejected)
+    assert refused.value.status == 422 and words in refused.value.message
+    assert service.contract_status(name)["ROUND"] == 0
+
+
 @pytest.mark.parametrize("field, args", [
     ("contribution", ("sl-1", 0, "xyz", 1, 1)),
     ("contribution", ("sl-1", 0, "zz" * 32, 1, 1)),

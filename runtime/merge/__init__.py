@@ -6,6 +6,8 @@ so lazy Mappings (each `__getitem__` loading one tensor) keep about one layer of
 memory, plus the result.
 
     merge(method, models, weights, *, backend="auto", layerwise=None) -> dict[str, ndarray]
+    robust_merge(method, models, weights, *, outlier_factor=4.0, backend="auto",
+                 layerwise=None) -> (dict[str, ndarray], [(index, reason)] of models left out)
     screen(models) -> (good indices, [(index, reason)] of rejected models)
 
 Methods (`method` is case-insensitive; METHODS lists them):
@@ -22,6 +24,10 @@ Methods (`method` is case-insensitive; METHODS lists them):
   z <- sum_i c_i x_i / sum_i c_i with c_i = w_i / max(||x_i - z||, eps), where eps is 1e-8 times
   the weighted mean distance of the models from the starting mean. It stops when the objective
   changes by less than 1e-6 of itself, or after 100 steps.
+
+Far outliers (`robust_merge`, what the SL leader runs): coordmedian and geomedian leave out the
+models farther from their result than outlier_factor times the median distance, and merge the
+rest again (swarmlearning.merge.outliers says why and how). `merge` leaves nothing out.
 
 Weights: one per model, finite and >= 0, not all zero. A model with weight 0 takes no part in
 the arithmetic, but it is checked like the others.
@@ -47,6 +53,8 @@ tensors are in memory anyway) and True otherwise. Both give the same result.
 """
 
 from swarmlearning.merge.checks import MergeError, screen
-from swarmlearning.merge.methods import BACKENDS, METHODS, merge
+from swarmlearning.merge.methods import BACKENDS, METHODS, merge, robust_merge
+from swarmlearning.merge.outliers import DEFAULT_OUTLIER_FACTOR
 
-__all__ = ["BACKENDS", "METHODS", "MergeError", "merge", "screen"]
+__all__ = ["BACKENDS", "DEFAULT_OUTLIER_FACTOR", "METHODS", "MergeError", "merge",
+           "robust_merge", "screen"]

@@ -142,6 +142,20 @@ def _combine_torch(xs: Sequence[np.ndarray], coefs: list[float], out: np.ndarray
     return float(torch.stack(sums).sum(dtype=torch.float64)) if sums else 0.0
 
 
+def add_distances(xs: Sequence[np.ndarray], center: np.ndarray, d2: np.ndarray) -> None:
+    """d2[i] += ||xs[i] - center||^2 (float64 per peer), in chunks of CHUNK_NUMPY elements
+    computed in center's dtype."""
+    n = center.size
+    scratch = np.empty(min(CHUNK_NUMPY, n), dtype=center.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # an overflow gives Inf, reported later
+        for start in range(0, n, CHUNK_NUMPY):
+            stop = min(start + CHUNK_NUMPY, n)
+            tmp = scratch[:stop - start]
+            for i, x in enumerate(xs):
+                np.subtract(x[start:stop], center[start:stop], out=tmp, dtype=center.dtype)
+                d2[i] += float(np.dot(tmp, tmp))
+
+
 @lru_cache(maxsize=64)
 def batcher_pairs(n: int) -> tuple[tuple[int, int], ...]:
     """Comparators (i, j), i < j, of Batcher's odd-even merge sort for n inputs: the network

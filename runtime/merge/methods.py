@@ -19,6 +19,7 @@ from swarmlearning.merge.checks import (
     raise_nonfinite,
     reference_names,
 )
+from swarmlearning.merge.outliers import DEFAULT_OUTLIER_FACTOR, FLOOR, far_outliers
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,44 @@ def merge(method: str, models: Sequence[Mapping[str, np.ndarray]], weights: Sequ
           *, backend: str = "auto", layerwise: bool | None = None) -> dict[str, np.ndarray]:
     """Merge models (mappings of tensor name to array) into one, weighting model i by
     weights[i]. See the package docstring for the methods, the checks and the options."""
+    key, w, names, layerwise = _checked(method, models, weights, backend, layerwise)
+    return _run(key, models, names, w, backend, layerwise, distances=False)[0]
+
+
+def robust_merge(method: str, models: Sequence[Mapping[str, np.ndarray]],
+                 weights: Sequence[float], *, outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+                 backend: str = "auto", layerwise: bool | None = None
+                 ) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+    """`merge`, and for coordmedian and geomedian, without the far outliers: a model farther
+    from the merged model than `outlier_factor` times the median distance is left out and the
+    rest merged again (see swarmlearning.merge.outliers). Returns the merged model and
+    [(index, reason)] of the models left out, by index. mean, or a factor of 0, leaves no model
+    out."""
+    key, w, names, layerwise = _checked(method, models, weights, backend, layerwise)
+    check = key != "mean" and outlier_factor > 0
+    result, d2 = _run(key, models, names, w, backend, layerwise, distances=check)
+    active = [i for i in range(len(models)) if w[i] > 0]
+    if d2 is None or not check:
+        return result, []
+    distances = np.sqrt(d2)
+    far = far_outliers(distances, outlier_factor, lambda: FLOOR * _norm(result))
+    if not far:
+        return result, []
+    typical = float(np.median(distances))
+    dropped = [(active[j], f"its weights are {distances[j]:.3g} from the {key} of the "
+                           f"contributions, over {outlier_factor:g} times their median distance "
+                           f"({typical:.3g}); left out of the merge") for j in far]
+    w = w.copy()
+    w[[index for index, _ in dropped]] = 0.0
+    result, _ = _run(key, models, names, w, backend, layerwise, distances=False)
+    return result, dropped
+
+
+def _checked(method: str, models: Sequence[Mapping[str, np.ndarray]],
+             weights: Sequence[float], backend: str, layerwise: bool | None
+             ) -> tuple[str, np.ndarray, list[str], bool]:
+    """The method's key, the checked weights, the tensor names and the layerwise choice, after
+    every check that needs no tensor."""
     key = method.lower() if isinstance(method, str) else method
     if key not in METHODS:
         raise MergeError(f"unknown merge method {method!r}; use one of {', '.join(METHODS)}")
@@ -69,14 +108,34 @@ def merge(method: str, models: Sequence[Mapping[str, np.ndarray]], weights: Sequ
     if problems:
         peer = min(problems)
         raise MergeError(problems[peer], peer)
-    active = [i for i in range(len(models)) if w[i] > 0]
     if layerwise is None:
         layerwise = not all(type(model) is dict for model in models)
+    return key, w, names, layerwise
+
+
+def _run(key: str, models: Sequence[Mapping[str, Any]], names: list[str], w: np.ndarray,
+         backend: str, layerwise: bool, *, distances: bool
+         ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The merged model, and with `distances` (always for geomedian) each weighted model's
+    squared distance from it over all float tensors, in the order of the weighted models."""
+    active = [i for i in range(len(models)) if w[i] > 0]
     log.debug("merge %s: %d models (%d weighted), %d tensors, backend %s, layerwise %s",
               key, len(models), len(active), len(names), backend, layerwise)
     if key == "geomedian":
         return _geomedian(models, names, w, active, backend, layerwise)
-    return {name: _merge_layer(key, models, name, w, active, backend) for name in names}
+    d2 = np.zeros(len(active)) if distances else None
+    return {name: _merge_layer(key, models, name, w, active, backend, d2)
+            for name in names}, d2
+
+
+def _norm(model: Mapping[str, np.ndarray]) -> float:
+    """The length of a model's float tensors taken together."""
+    total = 0.0
+    for array in model.values():
+        if kind(array.dtype) == "float":
+            values = flat(array).astype(np.float64, copy=False)
+            total += float(np.dot(values, values))
+    return math.sqrt(total)
 
 
 def _top(w: np.ndarray) -> int:
@@ -103,7 +162,7 @@ def _finish(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndar
 
 
 def _merge_layer(method: str, models: Sequence[Mapping[str, Any]], name: str, w: np.ndarray,
-                 active: list[int], backend: str) -> np.ndarray:
+                 active: list[int], backend: str, d2: np.ndarray | None) -> np.ndarray:
     arrays = read_layer(models, name)
     shape, dtype = arrays[0].shape, arrays[0].dtype
     if kind(dtype) == "copy":
@@ -122,12 +181,16 @@ def _merge_layer(method: str, models: Sequence[Mapping[str, Any]], name: str, w:
         ok = kernels.coordmedian_network(xs, w[active], out)
     if not ok:
         _fail(name, active, xs, ct)
+    if d2 is not None:
+        kernels.add_distances(xs, out, d2)
     return _finish(out, shape, dtype)
 
 
 def _geomedian(models: Sequence[Mapping[str, Any]], names: list[str], w: np.ndarray,
-               active: list[int], backend: str, layerwise: bool) -> dict[str, np.ndarray]:
-    """Weighted geometric median by smoothed Weiszfeld over all float tensors together."""
+               active: list[int], backend: str, layerwise: bool
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Weighted geometric median by smoothed Weiszfeld over all float tensors together, and
+    the weighted models' squared distances from it."""
     weight = w[active] / w[active].sum()
     result: dict[str, np.ndarray] = {}
     layers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
@@ -173,7 +236,7 @@ def _geomedian(models: Sequence[Mapping[str, Any]], names: list[str], w: np.ndar
     del cache
     for name, (shape, dtype) in layers.items():
         result[name] = _finish(result[name], shape, dtype)
-    return {name: result[name] for name in names}
+    return {name: result[name] for name in names}, d2
 
 
 def _objective(weight: np.ndarray, d2: np.ndarray) -> float:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from swarmlearning import jsonbody
 from swarmlearning.weights import new_buffer
 
 PROTOCOL_VERSION = 1
@@ -45,6 +46,11 @@ class ChannelError(RuntimeError):
 
 class FrameTooLarge(ChannelError):
     """A frame over the receiver's limits; its payload was not read."""
+
+
+class BadFrame(ChannelError):
+    """A whole frame was read, but its header is not a JSON object with a type (the channel is
+    still in step: the next frame can be read)."""
 
 
 def _read_exact(sock: socket.socket, size: int) -> bytearray | memoryview:
@@ -72,16 +78,21 @@ def recv_frame(sock: socket.socket,
                max_payload: int = 1 << 40) -> tuple[dict[str, Any], bytearray | memoryview]:
     """Read one frame; a malformed frame raises ChannelError."""
     head_len, payload_len = _PREFIX.unpack(_read_exact(sock, _PREFIX.size))
-    if head_len > MAX_HEADER or payload_len > max_payload:
-        raise FrameTooLarge(f"frame too large (header {head_len} B, payload {payload_len} B; "
-                            f"the limit is {max_payload} B)")
+    if head_len > MAX_HEADER:
+        raise FrameTooLarge(f"frame header too large ({head_len} B; the limit is "
+                            f"{MAX_HEADER} B)")
+    if payload_len > max_payload:
+        raise FrameTooLarge(f"frame too large (payload {payload_len} B; the limit is "
+                            f"{max_payload} B)")
+    raw = bytes(_read_exact(sock, head_len))
+    payload = _read_exact(sock, payload_len)
     try:
-        header = json.loads(bytes(_read_exact(sock, head_len)))
-    except ValueError as exc:
-        raise ChannelError(f"frame header is not JSON: {exc}") from None
+        header = jsonbody.loads(raw)
+    except ValueError as exc:  # TooDeep is one
+        raise BadFrame(f"frame header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-        raise ChannelError("frame header has no type")
-    return header, _read_exact(sock, payload_len)
+        raise BadFrame("frame header is not a JSON object with a type")
+    return header, payload
 
 
 def wait_seconds() -> float:

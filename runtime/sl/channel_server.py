@@ -13,6 +13,7 @@ from typing import Any
 
 from swarmlearning.ml.channel import (
     PROTOCOL_VERSION,
+    BadFrame,
     ChannelError,
     FrameTooLarge,
     recv_frame,
@@ -23,13 +24,42 @@ from swarmlearning.sl.rounds import MODES, RoundEngine, RoundResult, Session, Se
 
 log = logging.getLogger("swarm.sl")
 METHODS = ("mean", "coordmedian", "geomedian")
+MAX_CONTRACT = 160
+MAX_WORD = 32
+MAX_EPOCHS = 10**9
+SHOWN = 40  # characters of a wrong value quoted back
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as a refusal quotes it: its repr, cut to SHOWN characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[:SHOWN] + f"... ({len(text)} characters)"
 
 
 def _whole(params: dict[str, Any], name: str, low: int, high: int, default: Any = None) -> int:
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SessionError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
+        raise SessionError(f"{name} must be a whole number from {low} to {high}; got "
+                           f"{_shown(value)}")
     return value
+
+
+def _length(value: Any) -> str:
+    return f"; got {len(value)}" if isinstance(value, str) else f"; got {type(value).__name__}"
+
+
+def _word(value: Any, field: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (case-insensitive); the refusal quotes a wrong value only when it is
+    short."""
+    if not isinstance(value, str):
+        raise SessionError(f"{field} must be one of {', '.join(allowed)}; got a "
+                           f"{type(value).__name__}")
+    if len(value) > MAX_WORD:
+        raise SessionError(f"{field} must be one of {', '.join(allowed)}; got "
+                           f"{len(value)} characters (the limit is {MAX_WORD})")
+    if value.lower() not in allowed:
+        raise SessionError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+    return value.lower()
 
 
 def session_from(params: Any) -> Session:
@@ -37,18 +67,15 @@ def session_from(params: Any) -> Session:
     if not isinstance(params, dict):
         raise SessionError("open needs a params object")
     contract = params.get("trainingContract") or "defaultbb.cqdb.sml.hpe"
-    if not isinstance(contract, str) or len(contract) > 160:
-        raise SessionError("trainingContract must be a name of at most 160 characters")
-    method = str(params.get("mergeMethod") or "mean").lower()
-    if method not in METHODS:
-        raise SessionError(f"mergeMethod must be one of {', '.join(METHODS)}; got {method!r}")
-    mode = str(params.get("checkinModelOnTrainEnd") or "snapshot").lower()
-    if mode not in MODES:
-        raise SessionError(f"checkinModelOnTrainEnd must be one of {', '.join(MODES)}; got "
-                           f"{mode!r}")
+    if not isinstance(contract, str) or len(contract) > MAX_CONTRACT:
+        raise SessionError(f"trainingContract must be a name of at most {MAX_CONTRACT} "
+                           "characters" + _length(contract))
+    method = _word(params.get("mergeMethod") or "mean", "mergeMethod", METHODS)
+    mode = _word(params.get("checkinModelOnTrainEnd") or "snapshot", "checkinModelOnTrainEnd",
+                 MODES)
     return Session(contract=contract, min_peers=_whole(params, "minPeers", 1, 256),
                    weight=_whole(params, "nodeWeightage", 1, 100, 1), merge_method=method,
-                   mode=mode, total_epochs=_whole(params, "totalEpochs", 0, 10**9, 0))
+                   mode=mode, total_epochs=_whole(params, "totalEpochs", 0, MAX_EPOCHS, 0))
 
 
 class ChannelServer:
@@ -98,8 +125,13 @@ class ChannelServer:
                 except FrameTooLarge as exc:
                     log.error("ML program sent a %s; closing its channel", exc)
                     self._send(conn, {"type": "error", "message": f"{exc}; raise the SL's "
-                                      "blob size limit or send a smaller model"})
+                                      "blob size limit (SL_MAX_BLOB_BYTES) or send a smaller "
+                                      "model"})
                     return
+                except BadFrame as exc:
+                    log.error("ML program sent a bad request: %s", exc)
+                    self._send(conn, {"type": "error", "message": str(exc)})
+                    continue
                 except (ChannelError, OSError) as exc:
                     log.info("ML program disconnected (%s)", exc)
                     return
@@ -127,7 +159,7 @@ class ChannelServer:
         if header.get("version") != PROTOCOL_VERSION:
             raise SessionError(f"channel protocol version mismatch: this SL speaks version "
                                f"{PROTOCOL_VERSION}, the ML program sent "
-                               f"{header.get('version')!r}; install the same swci release "
+                               f"{_shown(header.get('version'))}; install the same swci release "
                                "for both")
 
         def note(message: str) -> None:
@@ -146,12 +178,12 @@ class ChannelServer:
                 "uid": self.engine.uid}})
             return session
         if session is None:
-            raise SessionError(f"{kind!r} before open: the ML program must open a session "
-                               "first")
+            raise SessionError(f"{_shown(kind)} before open: the ML program must open a "
+                               "session first")
         if kind == "sync":
             sync_kind = header.get("kind", "train")
             if sync_kind not in ("init", "train"):
-                raise SessionError(f"sync kind must be init or train; got {sync_kind!r}")
+                raise SessionError(f"sync kind must be init or train; got {_shown(sync_kind)}")
             self._progress(session, header)
             result = self.engine.sync(session, payload, sync_kind, note)
             self._answer(conn, "merged", result)
@@ -174,7 +206,7 @@ class ChannelServer:
             log.info("Training on contract %s is complete (round %s)", session.contract,
                      result.round)
         else:
-            raise SessionError(f"unknown request {kind!r}")
+            raise SessionError(f"unknown request {_shown(kind)}")
         return session
 
     def _answer(self, conn: socket.socket, kind: str, result: RoundResult) -> None:
@@ -186,9 +218,12 @@ class ChannelServer:
         for field, attr in (("completed_epochs", "completed_epochs"),
                             ("total_epochs", "total_epochs")):
             value = header.get(field)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EPOCHS:
                 setattr(session, attr, value)
         for field in ("loss", "metric"):
             value = header.get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                setattr(session, field, float(value))
+                try:
+                    setattr(session, field, float(value))
+                except OverflowError:  # an integer too large for a float: not a loss
+                    continue

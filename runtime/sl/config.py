@@ -65,6 +65,7 @@ class SLConfig:
     wait_full_quorum: float = 30.0
     ram_intensive: bool = True
     merge_backend: str = "numpy"
+    outlier_factor: float = 4.0
     heartbeat_seconds: float = 5.0
     max_blob_bytes: int = 8 << 30
 
@@ -124,6 +125,8 @@ def from_arguments(args: argparse.Namespace) -> SLConfig:
         wait_full_quorum=env_seconds("SL_WAIT_FOR_FULL_QUORUM_SECONDS", 30.0),
         ram_intensive=env_flag("SL_RAM_INTENSIVE", True),
         merge_backend=_backend(os.environ.get("SL_MERGE_BACKEND", "numpy")),
+        outlier_factor=_outlier_factor(os.environ.get("SL_MERGE_OUTLIER_FACTOR")),
+        max_blob_bytes=_blob_bytes(os.environ.get("SL_MAX_BLOB_BYTES")),
         heartbeat_seconds=args.heartbeat)
     if len(str(config.channel_path)) > MAX_SOCKET_PATH:
         raise SLConfigError(f"the channel socket path {config.channel_path} is longer than "
@@ -142,3 +145,37 @@ def _backend(value: str) -> str:
     if backend not in BACKENDS:
         raise SLConfigError(f"SL_MERGE_BACKEND={value!r}: use one of {', '.join(BACKENDS)}")
     return backend
+
+
+def _outlier_factor(value: str | None) -> float:
+    """SL_MERGE_OUTLIER_FACTOR: with coordmedian or geomedian, a leader leaves out the
+    contributions farther from the merged model than this many times the median distance
+    (default 4; 0 leaves none out). Every peer that may lead should have the same."""
+    from swarmlearning.merge import DEFAULT_OUTLIER_FACTOR
+
+    if value is None or not value.strip():
+        return DEFAULT_OUTLIER_FACTOR
+    try:
+        factor = float(value)
+    except ValueError:
+        raise SLConfigError(f"SL_MERGE_OUTLIER_FACTOR={value!r}: expected a number such as 4, "
+                            "or 0 to leave no contribution out") from None
+    if not factor >= 0 or factor == float("inf") or 0 < factor <= 1:
+        raise SLConfigError(f"SL_MERGE_OUTLIER_FACTOR={value!r}: use 0 (off) or a number "
+                            "over 1 (the median distance itself is never far)")
+    return factor
+
+
+def _blob_bytes(value: str | None) -> int:
+    """SL_MAX_BLOB_BYTES: the largest weights blob this SL takes from its ML program or fetches
+    from a peer (default 8 GiB); a leader rejects a larger contribution."""
+    if value is None or not value.strip():
+        return SLConfig.max_blob_bytes
+    try:
+        size = int(value)
+    except ValueError:
+        raise SLConfigError(f"SL_MAX_BLOB_BYTES={value!r}: expected a whole number of "
+                            "bytes") from None
+    if size < 1024:
+        raise SLConfigError(f"SL_MAX_BLOB_BYTES={value!r}: must be at least 1024 bytes")
+    return size

@@ -46,7 +46,8 @@ class SwarmLearningNode:
                                   wait_full_quorum=config.wait_full_quorum,
                                   leader_failure_timeout=config.leader_failure_timeout,
                                   ram_intensive=config.ram_intensive,
-                                  merge_backend=config.merge_backend)
+                                  merge_backend=config.merge_backend,
+                                  outlier_factor=config.outlier_factor)
         self._reports: queue.Queue[Session | None] = queue.Queue()
         self.ml: subprocess.Popen | None = None
         self.exit_code = 0

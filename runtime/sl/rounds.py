@@ -8,9 +8,11 @@ Every decision is made from chain state that all peers see alike (through their 
 - its leader is the first check-in, in chain order, of a peer that may lead
   (`SL_MAKE_ME_ADMIN`); if that leader has not recorded a merge `SL_LEADER_FAILURE_BASE_TIMEOUT`
   seconds after the round closed, the next one takes over (LFDR), and so on;
-- the leader fetches the contributions, drops the bad ones (hash, shapes, dtypes, NaN or Inf),
-  merges the rest in the order of their hashes (so the result does not depend on who leads),
-  and records the merged blob's hash; the contract accepts one merge per round,
+- the leader fetches the contributions, drops the bad ones (hash, size, shapes, dtypes, NaN or
+  Inf) and, with coordmedian or geomedian, the far outliers (`SL_MERGE_OUTLIER_FACTOR`), merges
+  the rest in the order of their hashes (so the result does not depend on who leads), and
+  records the merged blob's hash with the rejected contributions and their reasons (PERFDATA
+  shows them); the contract accepts one merge per round,
   so a returning old leader finds the round done and just takes the merged model;
 - round 0 of a contract is the initial sync: the leader's own weights become everyone's start.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmlearning.merge import MergeError, merge, screen
+from swarmlearning.merge import DEFAULT_OUTLIER_FACTOR, MergeError, robust_merge, screen
 from swarmlearning.sl.blobs import BlobStore
 from swarmlearning.sl.peerfetch import FetchError, PeerFetcher
 from swarmlearning.sl.snclient import SNClient, SNError
@@ -42,6 +44,7 @@ NOTE_EVERY = 10.0
 FETCH_SECONDS = 30.0
 FETCH_THREADS = 8
 MODES = ("inactive", "snapshot", "active")
+MAX_REASON = 200  # bytes of a rejection's reason on the chain
 
 
 class SessionError(RuntimeError):
@@ -105,7 +108,8 @@ class RoundEngine:
     def __init__(self, uid: str, sn: SNClient, store: BlobStore, peers: PeerFetcher,
                  stop: threading.Event, *, make_me_admin: bool = True,
                  wait_full_quorum: float = 30.0, leader_failure_timeout: float = 600.0,
-                 ram_intensive: bool = True, merge_backend: str = "numpy") -> None:
+                 ram_intensive: bool = True, merge_backend: str = "numpy",
+                 outlier_factor: float = DEFAULT_OUTLIER_FACTOR) -> None:
         self.uid = uid
         self.sn = sn
         self.store = store
@@ -116,6 +120,7 @@ class RoundEngine:
         self.leader_failure_timeout = leader_failure_timeout
         self.ram_intensive = ram_intensive
         self.merge_backend = merge_backend
+        self.outlier_factor = outlier_factor
         self._scratch: list[str] = []  # a leader's unpinned copies of contributions
         self._gathered = 0.0  # when the leader last had every contribution in hand
         self.latest: tuple[int, str] | None = None
@@ -264,10 +269,11 @@ class RoundEngine:
               status: dict[str, Any]) -> RoundResult | None:
         checkins = status["checkins"]
         started = self._gathered = time.monotonic()
+        rejected: dict[str, str] = {}
         if number == 0:
             blob, merged, used = self.store.get(own), own, [c["uid"] for c in checkins]
         else:
-            built = self._merge(session, number, own, checkins)
+            built = self._merge(session, number, own, checkins, rejected)
             if built is None:
                 return None
             blob, used = built
@@ -277,7 +283,8 @@ class RoundEngine:
         final = all(c["done"] for c in checkins) and len(checkins) >= expected
         try:
             self._call(self.sn.record_merge, session.contract, number, self.uid, merged, used,
-                       final)
+                       final, [{"uid": uid, "reason": _fit(reason)}
+                               for uid, reason in rejected.items()])
         except SNError as exc:
             if exc.status == 409:
                 log.info("Round %s: another leader recorded first (%s)", number, exc)
@@ -292,23 +299,31 @@ class RoundEngine:
         self.latest = (number, merged)
         return RoundResult(number, blob, merged, leader=True, over=final)
 
-    def _merge(self, session: Session, number: int, own: str,
-               checkins: list[dict[str, Any]]) -> tuple[bytearray, list[str]] | None:
+    def _merge(self, session: Session, number: int, own: str, checkins: list[dict[str, Any]],
+               rejected: dict[str, str]) -> tuple[bytearray, list[str]] | None:
+        """The merged model's bytes and the UIDs in it; None when nothing could be merged.
+        Every contribution left out goes into `rejected` ({uid: reason}) and the log."""
         weighted = [c for c in checkins if c["weight"] > 0]
         # in the order of their hashes, not of their check-ins: the same contributions give
         # the same merged model to the bit, whoever leads and whoever checked in first
         entries = sorted(weighted or checkins, key=lambda c: (c["contribution"], c["uid"]))
         weights = [float(c["weight"]) if weighted else 1.0 for c in entries]
         try:
-            return self._merge_gathered(session, number, entries, weights)
+            return self._merge_gathered(session, number, entries, weights, rejected)
         finally:
             for name in self._scratch:
                 self.store.drop(name)
             self._scratch.clear()
 
     def _merge_gathered(self, session: Session, number: int, entries: list[dict[str, Any]],
-                        weights: list[float]) -> tuple[bytearray, list[str]] | None:
-        loaded = self._gather(number, entries)
+                        weights: list[float], rejected: dict[str, str]
+                        ) -> tuple[bytearray, list[str]] | None:
+
+        def reject(uid: str, reason: str) -> None:
+            log.warning("Round %s: rejected the contribution of %s: %s", number, uid, reason)
+            rejected[uid] = reason
+
+        loaded = self._gather(number, entries, reject)
         self._gathered = time.monotonic()
         models: list[Mapping[str, np.ndarray]] = []
         kept: list[tuple[dict[str, Any], float]] = []
@@ -321,33 +336,38 @@ class RoundEngine:
             # the merge checks every contribution as it goes (a NaN or Inf shows in the
             # result), so clean rounds read each one once; a bad one sends the round through
             # the screen, which drops every bad contribution, and the rest are merged again
-            result = self._merge_models(session, models, [w for _, w in kept])
+            result, far = self._merge_models(session, models, [w for _, w in kept])
         except MergeError as exc:
             if exc.peer is None:
                 log.error("Round %s: merge failed: %s", number, exc)
                 return None
             good, bad = screen(models)
             for index, reason in bad:
-                log.warning("Round %s: rejected the contribution of %s: %s", number,
-                            kept[index][0]["uid"], reason)
+                reject(kept[index][0]["uid"], reason)
             if not good:
                 log.error("Round %s: no usable contribution to merge", number)
                 return None
             try:
-                result = self._merge_models(session, [models[i] for i in good],
-                                            [kept[i][1] for i in good])
+                result, far = self._merge_models(session, [models[i] for i in good],
+                                                 [kept[i][1] for i in good])
             except MergeError as exc:
                 log.error("Round %s: merge failed: %s", number, exc)
                 return None
-        return to_bytes(result), [kept[i][0]["uid"] for i in good]
+            far = [(good[index], reason) for index, reason in far]
+        for index, reason in far:
+            reject(kept[index][0]["uid"], reason)
+        left_out = {index for index, _ in far}
+        return to_bytes(result), [kept[i][0]["uid"] for i in good if i not in left_out]
 
     def _merge_models(self, session: Session, models: list[Mapping[str, np.ndarray]],
-                      weights: list[float]) -> dict[str, np.ndarray]:
-        return merge(session.merge_method, models, weights, layerwise=not self.ram_intensive,
-                     backend=self.merge_backend)
+                      weights: list[float]
+                      ) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+        return robust_merge(session.merge_method, models, weights,
+                            outlier_factor=self.outlier_factor,
+                            layerwise=not self.ram_intensive, backend=self.merge_backend)
 
-    def _gather(self, number: int, entries: list[dict[str, Any]]
-                ) -> list[Mapping[str, np.ndarray] | None]:
+    def _gather(self, number: int, entries: list[dict[str, Any]],
+                reject: Callable[[str, str], None]) -> list[Mapping[str, np.ndarray] | None]:
         """Every contribution: those held here first (so that nothing fetched can push them
         out), then the others, fetched from the peers at once; None where one could not be had.
         In RAM-intensive mode fetched blobs stay in memory (their owners serve them);
@@ -358,8 +378,7 @@ class RoundEngine:
             try:
                 return self._load(entry["contribution"])
             except (WeightsError, SessionError, OSError) as exc:
-                log.warning("Round %s: rejected the contribution of %s: %s", number,
-                            entry["uid"], exc)
+                reject(entry["uid"], str(exc))
                 return None
 
         def fetched(entry: dict[str, Any]) -> Mapping[str, np.ndarray] | None:
@@ -372,8 +391,7 @@ class RoundEngine:
                 self._scratch.append(name)
                 return self._load(name)
             except (FetchError, WeightsError, SessionError, OSError) as exc:
-                log.warning("Round %s: rejected the contribution of %s: %s", number,
-                            entry["uid"], exc)
+                reject(entry["uid"], str(exc))
                 return None
 
         local = {i for i, e in enumerate(entries) if self.store.has(e["contribution"])}
@@ -488,3 +506,11 @@ def _parse(blob: Buffer, what: str) -> dict[str, np.ndarray]:
         return from_bytes(blob)
     except WeightsError as exc:
         raise SessionError(f"{what}: {exc}") from None
+
+
+def _fit(reason: str) -> str:
+    """A reason cut to MAX_REASON bytes of UTF-8 (at a character boundary), marked when cut."""
+    data = reason.encode("utf-8")
+    if len(data) <= MAX_REASON:
+        return reason
+    return data[:MAX_REASON - 3].decode("utf-8", errors="ignore") + "..."

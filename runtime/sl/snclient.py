@@ -107,10 +107,14 @@ class SNClient:
                           "weight": weight, "flags": flags, "min_peers": min_peers})
 
     def record_merge(self, contract: str, number: int, leader: str, merged: str,
-                     participants: list[str], final: bool) -> dict[str, Any]:
+                     participants: list[str], final: bool,
+                     rejected: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """The leader's record of a round; `rejected` lists {uid, reason} of the contributions
+        it left out (PERFDATA shows them)."""
         return self.call("POST", f"/v1/contracts/{quote(contract, safe='')}/merges",
                          {"round": number, "leader": leader, "merged": merged,
-                          "participants": participants, "final": final})
+                          "participants": participants, "final": final,
+                          "rejected": rejected or []})
 
     def progress(self, contract: str, report: dict[str, Any]) -> None:
         self.call("POST", f"/v1/contracts/{quote(contract, safe='')}/progress", report)

@@ -15,6 +15,9 @@ from swarmlearning.sn.batching import Batcher
 from swarmlearning.sn.view import SwarmView
 
 MAX_TEXT = 160
+MAX_EPOCHS = 10**9
+MAX_REJECTED = 64  # rejected contributions one merge records (the contract's MAX_BATCH)
+MAX_REASON = 200  # bytes of a rejection's reason (the contract's MAX_REASON)
 POLL_SECONDS = 0.1  # how often a long poll looks for blocks that other SNs made
 MAX_BODY_LINES = 80
 ROOT_TASK = "ROOTTASK"
@@ -59,6 +62,34 @@ def _text(value: Any, field: str, *, allow_empty: bool = False, limit: int = MAX
     if len(value) > limit:
         raise ServiceError(422, f"{field} is {len(value)} characters long; the limit is {limit}")
     return value
+
+
+def _rejected_columns(entry: dict[str, Any] | None) -> dict[str, Any]:
+    if entry is None:
+        return {"REJECTED": 0, "LAST_REJECTION": "-"}
+    return {"REJECTED": entry["count"],
+            "LAST_REJECTION": f"round {entry['round']}: {entry['reason']}"}
+
+
+def _rejections(rejected: Any) -> list[tuple[bytes, str]]:
+    """A merge's rejected contributions as the contract takes them: (peer key, reason)."""
+    if rejected is None:
+        return []
+    if not isinstance(rejected, list) or len(rejected) > MAX_REJECTED:
+        raise ServiceError(422, f"rejected must list at most {MAX_REJECTED} "
+                                "{uid, reason} objects")
+    entries = []
+    for item in rejected:
+        if not isinstance(item, dict):
+            raise ServiceError(422, "each rejected entry must be an object {uid, reason}")
+        uid = _text(item.get("uid"), "rejected uid", limit=64)
+        reason = _text(item.get("reason"), "rejected reason", limit=MAX_REASON)
+        size = len(reason.encode("utf-8"))
+        if size > MAX_REASON:
+            raise ServiceError(422, f"rejected reason is {size} bytes in UTF-8; the limit is "
+                                    f"{MAX_REASON}")
+        entries.append((key_of(uid), reason))
+    return entries
 
 
 class SwarmService:
@@ -248,11 +279,24 @@ class SwarmService:
         return self.contract_status(name)
 
     def perfdata(self, name: str) -> list[dict[str, Any]]:
+        """Per SL-ML pair: HPE's columns, then how many of its contributions leaders left out
+        of their merges and the latest reason. A peer that never reported progress but had a
+        contribution rejected gets a row too (its progress columns empty)."""
         self._training(name)
-        return [{"UID": p["uid"], "ADMIN": "Y" if p["leader"] else "N",
-                 "LOSS": p["loss"] / 1e6, "METRIC": p["metric"] / 1e6,
-                 "TOTAL_EPOCHS": p["total_epochs"], "COMPLETED_EPOCHS": p["completed_epochs"]}
-                for p in self.view.progress(key_of(name))]
+        key = key_of(name)
+        rejected = {bytes(r["peer"]): r for r in self.view.rejections(key)}
+        rows = []
+        for p in self.view.progress(key):
+            rows.append({"UID": p["uid"], "ADMIN": "Y" if p["leader"] else "N",
+                         "LOSS": p["loss"] / 1e6, "METRIC": p["metric"] / 1e6,
+                         "TOTAL_EPOCHS": p["total_epochs"],
+                         "COMPLETED_EPOCHS": p["completed_epochs"],
+                         **_rejected_columns(rejected.pop(bytes(p["peer"]), None))})
+        for peer, entry in rejected.items():
+            rows.append({"UID": self._uid_of(peer), "ADMIN": "N", "LOSS": "", "METRIC": "",
+                         "TOTAL_EPOCHS": "", "COMPLETED_EPOCHS": "",
+                         **_rejected_columns(entry)})
+        return rows
 
     # -- sync rounds -------------------------------------------------------------------------------
 
@@ -378,8 +422,9 @@ class SwarmService:
                     self._now())
 
     def record_merge(self, name: str, number: Any, leader: Any, merged: Any,
-                     participants: Any, final: Any) -> dict[str, Any]:
-        """The leader's one transaction per round: the merged model's hash and who is in it."""
+                     participants: Any, final: Any, rejected: Any = None) -> dict[str, Any]:
+        """The leader's one transaction per round: the merged model's hash, who is in it, and
+        the contributions it left out, each with its peer's UID and the reason."""
         self._training(name)
         leader = _text(leader, "leader", limit=64)
         if not isinstance(merged, str) or len(merged) != 64:
@@ -391,10 +436,11 @@ class SwarmService:
         if not isinstance(participants, list) or not participants or len(participants) > 256:
             raise ServiceError(422, "participants must list 1 to 256 peer UIDs")
         peers = [key_of(_text(uid, "participant", limit=64)) for uid in participants]
+        left_out = _rejections(rejected)
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise ServiceError(422, "round must be a whole number")
         self._write("trainings", "record_merge", name, number, key_of(leader), digest, peers,
-                    bool(final), self._now())
+                    left_out, bool(final), self._now())
         return self._round_status(name, number)
 
     def report_progress(self, name: str, uid: Any, leader: Any, loss: Any, metric: Any,
@@ -413,6 +459,8 @@ class SwarmService:
         def count(value: Any, field: str) -> int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ServiceError(422, f"{field} must be a whole number of epochs")
+            if value > MAX_EPOCHS:
+                raise ServiceError(422, f"{field} is over the limit of {MAX_EPOCHS} epochs")
             return value
 
         entry = (key_of(uid), uid, bool(leader), fixed(loss, "loss"), fixed(metric, "metric"),

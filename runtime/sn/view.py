@@ -4,7 +4,8 @@ Every read first catches up: one `eth_blockNumber`, and when the chain moved, on
 over the new block range only. The objects named by those events are re-read; nothing else is.
 A training's events carry what changed, so a sync round costs no contract read at all: its row
 after each change, a batch of check-ins (added to that round's cached check-ins), a merge record
-(that round's). A progress report drops the progress table, a reset the whole generation, and
+(that round's). A progress report drops the progress table, rejected contributions the
+rejection tallies, a reset the whole generation, and
 an event this SN does not know (a contract deployed by an older version) drops everything cached
 for that training, to be read again.
 A write through this SN catches up the same way, so every client of any SN reads its own writes
@@ -34,6 +35,7 @@ CHECKIN_FIELDS = ("peer", "contribution", "weight", "flags")
 MERGE_FIELDS = ("leader", "merged", "participants", "merged_at")
 PROGRESS_FIELDS = ("peer", "uid", "leader", "loss", "metric", "total_epochs",
                    "completed_epochs", "updated_at")
+REJECTION_FIELDS = ("peer", "count", "round", "reason")
 
 
 def _record(names: tuple[str, ...], values: Any) -> dict[str, Any]:
@@ -71,6 +73,7 @@ class SwarmView:
         self.peers: dict[bytes, list[dict[str, Any]]] = {}
         self._bodies: dict[bytes, list[str]] = {}
         self._progress: dict[bytes, list[dict[str, Any]]] = {}
+        self._rejections: dict[bytes, list[dict[str, Any]]] = {}
         self._checkins: dict[tuple[bytes, int], list[dict[str, Any]]] = {}
         self._merges: dict[tuple[bytes, int], dict[str, Any] | None] = {}
         self.block = -1
@@ -155,6 +158,9 @@ class SwarmView:
         if event == "ProgressReported":
             self._progress.pop(key, None)
             return True
+        if event == "Rejected":
+            self._rejections.pop(key, None)
+            return True
         if event not in ("CheckedIn", "Merged"):
             self._forget_rounds(key)
             return False
@@ -196,6 +202,7 @@ class SwarmView:
 
     def _forget_rounds(self, key: bytes) -> None:
         self._progress.pop(key, None)
+        self._rejections.pop(key, None)
         for cache in (self._checkins, self._merges):
             for cached in [k for k in cache if k[0] == key]:
                 del cache[cached]
@@ -224,6 +231,15 @@ class SwarmView:
                 self._progress[key] = [_record(PROGRESS_FIELDS, entry) for entry in
                                        self.ledger.read("trainings", "all_progress", key)]
             return self._progress[key]
+
+    def rejections(self, key: bytes) -> list[dict[str, Any]]:
+        """Per peer of this generation whose contributions a leader left out: how many, and
+        the latest round and reason."""
+        with self._lock:
+            if key not in self._rejections:
+                self._rejections[key] = [_record(REJECTION_FIELDS, entry) for entry in
+                                         self.ledger.read("trainings", "all_rejections", key)]
+            return self._rejections[key]
 
     def sync_round(self, key: bytes, number: int) -> dict[str, Any]:
         """One sync round of a training contract: its check-ins in chain order and its merge

@@ -39,7 +39,8 @@ log = logging.getLogger("swci.web")
 
 MAX_COMMAND = 4096
 MAX_UPLOAD = 1 << 20
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_NAME = 128
+SAFE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 UNLOCKED = (c.WaitForTaskrunner, c.WaitForIp, c.WaitForService, c.Sleep)
 
 
@@ -120,8 +121,9 @@ def build_app(sessions: Sessions, certificate: Callable[[dict[str, Any]], bytes 
             return _refusal(422, "expected a multipart form with a field named file")
         name = item.filename or ""
         if not SAFE_NAME.fullmatch(name) or ".." in name:
-            return _refusal(422, f"file name {name[:60]!r} is not allowed: use letters, digits, "
-                                 "'.', '_' and '-', with no path")
+            return _refusal(422, f"file name {name[:60]!r} is not allowed: use at most "
+                                 f"{MAX_NAME} characters, letters, digits, '.', '_' and '-', "
+                                 "with no path")
         content = await item.read(max_upload + 1)
         if len(content) > max_upload:
             return _refusal(413, f"the upload is larger than {max_upload} bytes")

@@ -1,9 +1,11 @@
 """A hostile ML program for the tests: it talks to its SL over the real channel and submits,
-one sync each, weights with a NaN, a tensor of the wrong shape, and a blob whose stored bytes
-do not match their hash (written into its SL's blob directory before the SL stores it). Then it
+one sync each, weights with a NaN, a tensor of the wrong shape, weights with an Inf, a tensor of
+the wrong dtype, a blob over OVERSIZE bytes (the honest leaders' SL_MAX_BLOB_BYTES), and a blob
+whose stored bytes do not match their hash (written into its SL's blob directory before the SL
+stores it). Then it
 finishes with checkinModelOnTrainEnd='inactive' (weight 0) so the honest peers' quorum holds.
 
-Environment: SL_REQUEST_CHANNEL, TRAINING_CONTRACT, MIN_PEERS, BLOB_DIR.
+Environment: SL_REQUEST_CHANNEL, TRAINING_CONTRACT, MIN_PEERS, BLOB_DIR, OVERSIZE.
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ def main() -> int:
     reshaped[name] = np.zeros(reshaped[name].size + 1, reshaped[name].dtype)
     _, blob = client.request("sync", to_bytes(reshaped), kind="train", completed_epochs=0)
     print("sent a wrong shape", flush=True)
+
+    with_inf = {key: value.copy() for key, value in from_bytes(blob).items()}
+    with_inf[name].reshape(-1)[-1] = np.inf
+    _, blob = client.request("sync", to_bytes(with_inf), kind="train", completed_epochs=0)
+    print("sent Inf", flush=True)
+
+    widened = dict(from_bytes(blob))
+    widened[name] = widened[name].astype(np.float64)
+    _, blob = client.request("sync", to_bytes(widened), kind="train", completed_epochs=0)
+    print("sent a wrong dtype", flush=True)
+
+    padded = dict(from_bytes(blob))
+    padded["padding"] = np.zeros(int(os.environ["OVERSIZE"]) // 4 + 1, np.float32)
+    _, blob = client.request("sync", to_bytes(padded), kind="train", completed_epochs=0)
+    print("sent a blob over the size limit", flush=True)
 
     honest_looking = {key: value * 1.0001 for key, value in from_bytes(blob).items()}
     data = to_bytes(honest_looking)

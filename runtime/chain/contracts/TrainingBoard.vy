@@ -7,11 +7,13 @@
 #         SN writes the check-ins of all its SLs in one call; a round number makes every write
 #         idempotent. A check-in's flags say whether the peer may lead (bit 0) and whether its ML
 #         has finished training (bit 1); the merge of a round in which every peer has finished
-#         completes the contract.
+#         completes the contract. The leader also records the contributions it left out, with
+#         the reason; per peer, the contract keeps a count and the latest (for PERFDATA).
 
 MAX_CONTRACTS: constant(uint256) = 1024
 MAX_PEERS: constant(uint256) = 256
 MAX_BATCH: constant(uint256) = 64
+MAX_REASON: constant(uint256) = 200
 
 STATE_NONE: constant(uint8) = 0
 STATE_INITIALIZED: constant(uint8) = 1
@@ -38,6 +40,16 @@ struct Merge:
     merged: bytes32
     participants: DynArray[bytes32, MAX_PEERS]
     merged_at: uint256
+
+struct Rejection:
+    peer: bytes32
+    reason: String[MAX_REASON]
+
+struct Rejections:
+    peer: bytes32
+    count: uint256
+    round: uint256
+    reason: String[MAX_REASON]
 
 struct Progress:
     peer: bytes32
@@ -68,6 +80,12 @@ event Merged:
     round: uint256
     merge: Merge
 
+event Rejected:
+    key: indexed(bytes32)
+    generation: uint256
+    round: uint256
+    entries: DynArray[Rejection, MAX_BATCH]
+
 event ProgressReported:
     key: indexed(bytes32)
     peers: DynArray[bytes32, MAX_BATCH]
@@ -81,6 +99,9 @@ merges: HashMap[bytes32, HashMap[uint256, HashMap[uint256, Merge]]]
 # contract key -> reset generation -> peers with progress, and their progress
 progress_peers: HashMap[bytes32, HashMap[uint256, DynArray[bytes32, MAX_PEERS]]]
 progress: HashMap[bytes32, HashMap[uint256, HashMap[bytes32, Progress]]]
+# contract key -> reset generation -> peers with rejected contributions, and their tallies
+rejected_peers: HashMap[bytes32, HashMap[uint256, DynArray[bytes32, MAX_PEERS]]]
+rejections: HashMap[bytes32, HashMap[uint256, HashMap[bytes32, Rejections]]]
 
 
 @deploy
@@ -143,7 +164,8 @@ def checkin(name: String[160], round: uint256, entries: DynArray[Checkin, MAX_BA
 
 @external
 def record_merge(name: String[160], round: uint256, leader: bytes32, merged: bytes32,
-                 participants: DynArray[bytes32, MAX_PEERS], final: bool, ts: uint256):
+                 participants: DynArray[bytes32, MAX_PEERS],
+                 rejected: DynArray[Rejection, MAX_BATCH], final: bool, ts: uint256):
     key: bytes32 = self._existing(name)
     assert self.trainings[key].state != STATE_COMPLETED, "contract is completed"
     assert round == self.trainings[key].round, "merge is not for the current round"
@@ -156,7 +178,15 @@ def record_merge(name: String[160], round: uint256, leader: bytes32, merged: byt
     if final:
         self.trainings[key].state = STATE_COMPLETED
     self.trainings[key].updated_at = ts
+    for entry: Rejection in rejected:
+        if self.rejections[key][gen][entry.peer].peer == empty(bytes32):
+            self.rejected_peers[key][gen].append(entry.peer)
+        self.rejections[key][gen][entry.peer] = Rejections(
+            peer=entry.peer, count=self.rejections[key][gen][entry.peer].count + 1, round=round,
+            reason=entry.reason)
     log Merged(key=key, generation=gen, round=round, merge=self.merges[key][gen][round])
+    if len(rejected) > 0:
+        log Rejected(key=key, generation=gen, round=round, entries=rejected)
     log TrainingChanged(key=key, training=self.trainings[key])
 
 
@@ -223,4 +253,14 @@ def all_progress(key: bytes32) -> DynArray[Progress, MAX_PEERS]:
     result: DynArray[Progress, MAX_PEERS] = []
     for peer: bytes32 in self.progress_peers[key][gen]:
         result.append(self.progress[key][gen][peer])
+    return result
+
+
+@view
+@external
+def all_rejections(key: bytes32) -> DynArray[Rejections, MAX_PEERS]:
+    gen: uint256 = self.trainings[key].resets
+    result: DynArray[Rejections, MAX_PEERS] = []
+    for peer: bytes32 in self.rejected_peers[key][gen]:
+        result.append(self.rejections[key][gen][peer])
     return result
