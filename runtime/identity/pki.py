@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import ipaddress
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 COMPONENTS = ("sn", "sl", "swci", "swop")
 ORG_UNIT = "Swarm-Learning"
 _CLOCK_SKEW = datetime.timedelta(minutes=5)
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,38 @@ def generate_pki(
         _write_private(layout.key(comp), _key_pem(key))
         _write_public(layout.cert(comp), cert.public_bytes(serialization.Encoding.PEM))
     return layout
+
+
+def node_certificate(layout: PkiLayout, comp: str, node: str,
+                     hosts: Sequence[str] = ("localhost",), ips: Sequence[str] = ("127.0.0.1",),
+                     days: int = 825) -> tuple[Path, Path]:
+    """(certificate, key) of one node, signed by the organisation's existing CA, under
+    `layout.root/nodes/`: common name `<COMP>-<index>-<node>`, so that two nodes of one
+    organisation are two identities (the SN binds each node UID to the identity that registered
+    it). Made on first use and kept; made again when it expires within a day."""
+    if not _NODE_NAME.fullmatch(node):
+        raise ValueError(f"node name {node!r}: use letters, digits, '.', '_' and '-'")
+    directory = layout.root / "nodes"
+    cert_path = directory / f"{comp.lower()}-{node}-cert.pem"
+    key_path = directory / f"{comp.lower()}-{node}-key.pem"
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+        if left > datetime.timedelta(days=1):
+            return cert_path, key_path
+    if not (layout.ca_cert.exists() and layout.ca_key.exists()):
+        raise ValueError(f"{layout.ca_cert}: the organisation's CA is missing")
+    ca_cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+    orgs = ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    org = str(orgs[0].value) if orgs else "swarm"
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign_leaf(ca_cert, ca_key, key, org, f"{comp.upper()}-{layout.index}-{node}",  # type: ignore[arg-type]
+                      hosts, [_parse_ip(ip) for ip in ips], days)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_private(key_path, _key_pem(key))
+    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def add_trusted_ca(capath: Path, ca_cert_pem: Path) -> Path:

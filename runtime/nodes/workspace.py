@@ -14,6 +14,7 @@ Records and logs go when a node is stopped unless kept; data directories are nev
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki
+from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki, node_certificate
 from swarmlearning.identity.tls import Identity
 
 DEFAULT_WORKSPACE = ".swarm"
@@ -141,6 +142,22 @@ class Workspace:
         return Identity(cert=layout.cert(component), key=layout.key(component),
                         capath=layout.capath)
 
+    def node_identity(self, component: str, node: str, org: str | None = None,
+                      host: str = "127.0.0.1") -> Identity:
+        """The identity of one SL or SWOP: its own certificate from its organisation's CA, so
+        that no node of the organisation can act for another."""
+        layout = self.pki(org)
+        try:
+            ipaddress.ip_address(host)
+            hosts, ips = ["localhost"], list(dict.fromkeys(["127.0.0.1", host]))
+        except ValueError:
+            hosts, ips = list(dict.fromkeys(["localhost", host])), ["127.0.0.1"]
+        try:
+            cert, key = node_certificate(layout, component, node, hosts=hosts, ips=ips)
+        except ValueError as exc:
+            raise NodeError(str(exc)) from None
+        return Identity(cert=cert, key=key, capath=layout.capath)
+
     def has_pki(self) -> bool:
         return (self.root / "pki" / "cert" / f"swci-{PKI_INDEX}-cert.pem").exists()
 
@@ -225,7 +242,7 @@ class Workspace:
                  timeout: float = 60.0) -> NodeRecord:
         """Start an SL registered with a running local SN (by name; default: the sentinel)."""
         parent = self._parent_sn(sn, "START SL")
-        ident = self.identity("sl", parent.org)
+        ident = self.node_identity("sl", name, parent.org, host)
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", host,
                    "--sn-ip", parent.host, "--sn-api-port", str(parent.ports["api"]),
@@ -246,7 +263,7 @@ class Workspace:
         if not profile.is_file():
             raise NodeError(f"the SWOP profile {profile} does not exist")
         parent = self._parent_sn(sn, "START SWOP")
-        ident = self.identity("swop", parent.org)
+        ident = self.node_identity("swop", name, parent.org, host)
         data_dir = self.root / "data" / name
         command = [sys.executable, "-m", "swarmlearning.swop", "--usr-dir", str(profile.parent),
                    "--profile-file-name", profile.name, "--sn-ip", parent.host,

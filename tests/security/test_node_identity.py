@@ -121,3 +121,31 @@ def test_a_renewed_certificate_keeps_its_nodes(swarm: dict, tmp_path: Path) -> N
     assert layout.cert("sl").read_bytes() != before
     with client(swarm, "a") as renewed:
         assert checkin(renewed, contract, uid).status_code == 200
+
+
+def test_nodes_the_shell_starts_in_one_organisation_are_separate_identities(
+        tmp_path: Path) -> None:
+    """START SL gives every SL its own certificate from the organisation's CA: sl1 cannot
+    report liveness or check in for sl2, though both belong to one organisation."""
+    from swarmlearning.nodes.workspace import Workspace
+    from tests.swarm_processes import free_port
+
+    workspace = Workspace(tmp_path / "ws")
+    api = free_port()
+    try:
+        workspace.start_sn("sn1", sentinel=True, api_port=api, p2p_port=free_port())
+        for name in ("sl1", "sl2"):
+            workspace.start_sl(name, fs_port=free_port())
+        uids = {name: (workspace.root / "data" / name / "node-uid").read_text().strip()
+                for name in ("sl1", "sl2")}
+        own = workspace.node_identity("sl", "sl1")
+        assert own.cert != workspace.node_identity("sl", "sl2").cert
+        with httpx.Client(base_url=f"https://127.0.0.1:{api}", verify=client_context(own),
+                          timeout=15) as sl1:
+            refused(sl1.post("/v1/nodes/alive", json={"uids": [uids["sl2"]]}), uids["sl2"],
+                    "belongs to another identity", "CN=SL-1-sl1")
+            refused(checkin(sl1, "defaultbb.cqdb.sml.hpe", uids["sl2"]), uids["sl2"])
+            assert sl1.post("/v1/nodes/alive",
+                            json={"uids": [uids["sl1"]]}).status_code == 200
+    finally:
+        workspace.stop_all(grace=5)
