@@ -27,6 +27,7 @@ PLAN: dict[str, tuple[list[str], list[str]]] = {
     "startup": ([], ["--runs", "2", "--sn-runs", "1", "--no-demo"]),
     "merge": (["--retries", "1", "--pause", "5", "--gpu"],
               ["--peers", "2,4", "--sizes", "1e6", "--repeat", "1", "--retries", "0"]),
+    "outliers": ([], ["--peers", "4", "--sizes", "1e5", "--repeat", "1"]),
     "sync_round": (["--sizes", "1e6,1e7,5e7"],
                    ["--peers", "2,4", "--sizes", "1e6", "--rounds", "2"]),
     "time_to_accuracy": (["--repeat", "3"], ["--peers", "3", "--rounds", "8"]),

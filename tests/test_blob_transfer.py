@@ -4,6 +4,7 @@ raises FetchError with the reason; nothing it reads is unbounded."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -118,6 +119,21 @@ def test_the_disk_store_drops_blobs_that_do_not_match_their_name(tmp_path: Path)
     reopened = BlobStore(tmp_path / "blobs")
     assert reopened.has(good) and not cut.exists()
     assert not list((tmp_path / "blobs").glob("*.part"))
+
+
+def test_restarts_do_not_pile_up_blobs_beyond_the_store_limit(tmp_path: Path) -> None:
+    """Each run of an SL pins what it stores; the blobs an earlier run left count too, so a
+    store opened again and again holds at most `keep` blobs, the newest."""
+    names = []
+    for run in range(4):
+        store = BlobStore(tmp_path / "blobs", keep=3)
+        for size in range(3):
+            names.append(store.put(model_blob(1000 + 10 * run + size)))
+            os.utime(store.path(names[-1]), (1000 + len(names), 1000 + len(names)))
+    reopened = BlobStore(tmp_path / "blobs", keep=3)
+    assert sorted(p.stem for p in (tmp_path / "blobs").glob("*.safetensors")) == sorted(
+        names[-3:])
+    assert all(reopened.has(name) for name in names[-3:])
 
 
 def test_a_full_store_says_why(tmp_path: Path) -> None:
@@ -243,7 +259,10 @@ def test_a_leader_merges_its_own_contribution_however_many_it_fetches(
                      "port": 9})  # the leader checked in last
     checkins.append({"uid": "gone", "contribution": "f" * 64, "weight": 1, "host": "h",
                      "port": 99})
-    merged, used = engine._merge(Session(contract="c", min_peers=2), 1, own, checkins)
+    rejected: dict[str, str] = {}
+    merged, used = engine._merge(Session(contract="c", min_peers=2), 1, own, checkins,
+                                 rejected)
+    assert list(rejected) == ["gone"] and "HTTP 404" in rejected["gone"]
     # everyone fetched or held, in the order of their contributions' hashes (the merge order)
     assert used == [c["uid"] for c in sorted(checkins[:-1], key=lambda c: c["contribution"])]
     assert sorted(used) == ["leader", "peer0", "peer1", "peer2", "peer3", "peer4"]

@@ -6,7 +6,8 @@ Two kinds of store, one interface:
 - on disk: `<sha256>.safetensors` files under the data directory, written atomically, and
   merged a tensor at a time, for models that do not fit in memory several times over. Blobs are
   not fsynced: they live for a few rounds, and a file that a crash of the machine cut short is
-  found when the store opens (every blob is checked against its name then) and removed. A crash
+  found when the store opens (every blob is checked against its name then) and removed. The
+  blobs an earlier run left are kept, the newest `keep` of them. A crash
   of the SL process alone loses nothing, as the page cache survives it.
 """
 
@@ -47,9 +48,16 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True)
         for stale in root.glob("*.part"):
             stale.unlink(missing_ok=True)
+        kept = []
         for blob in root.glob("*.safetensors"):
             if digest(blob.read_bytes()) != blob.stem:
                 blob.unlink(missing_ok=True)
+            else:
+                kept.append((blob.stat().st_mtime, blob.stem))
+        # an earlier run's blobs count against `keep` too, newest last, so that restarts do
+        # not pile them up (a 30-minute soak of train-and-restart cycles found that)
+        for _, name in sorted(kept):
+            self.pin(name)
 
     def path(self, name: str) -> Path:
         """Where an on-disk blob lives."""

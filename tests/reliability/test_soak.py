@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from swarmlearning.sl.blobs import KEEP_ON_DISK
 from tests.reliability.test_faults import children
 from tests.training_swarm import Swarm, peer, run_to_end, swarm_fixture
 
@@ -50,6 +51,8 @@ def sample(swarm: Swarm, data_dirs: list[Path]) -> dict[str, float]:
     figures["processes"] = len(children(os.getpid()))
     figures["sl_data_bytes"] = sum(path.stat().st_size for root in data_dirs
                                    for path in root.rglob("*") if path.is_file())
+    figures["sl_blob_files"] = max(len(list(root.glob("blobs/*.safetensors")))
+                                   for root in data_dirs)
     return figures
 
 
@@ -77,7 +80,8 @@ def test_train_reset_train_cycles_leave_nothing_behind(swarm: Swarm, tmp_path: P
     base, last = samples[WARM_UP], samples[-1]
     report = {"seconds": time.monotonic() - started, "cycles": len(samples),
               "baseline": base, "last": last,
-              "peak": {key: max(s[key] for s in samples[WARM_UP:]) for key in base}}
+              "peak": {key: max(s[key] for s in samples[WARM_UP:]) for key in base},
+              "samples": samples}
     if os.environ.get("SOAK_REPORT"):
         Path(os.environ["SOAK_REPORT"]).write_text(json.dumps(report, indent=1))
     print(f"MEASURED soak: {report['cycles']} cycles in {report['seconds']:.0f} s; "
@@ -85,6 +89,8 @@ def test_train_reset_train_cycles_leave_nothing_behind(swarm: Swarm, tmp_path: P
                       for key in base))
     assert last["processes"] == base["processes"], report
     assert last["sl_data_bytes"] <= base["sl_data_bytes"] + MORE_DISK, report
+    # each SL run keeps its newest blobs; the runs before it must not add to them
+    assert report["peak"]["sl_blob_files"] <= KEEP_ON_DISK, report
     for index in range(len(swarm.sns)):
         assert last[f"sn{index}_files"] <= base[f"sn{index}_files"] + MORE_FILES, report
         assert last[f"sn{index}_threads"] <= base[f"sn{index}_threads"] + MORE_THREADS, report
