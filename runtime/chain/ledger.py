@@ -3,7 +3,9 @@ the change log the SN cache follows.
 
 Writes send a transaction with a fixed gas allowance (no estimate round trip) and check its
 receipt; a reverted transaction is replayed as a call to recover the contract's reason, which
-becomes ChainRejected. Reads are plain calls; the SN caches them (swarmlearning.sn.view).
+becomes ChainRejected. On the embedded chain the sender is an account the chain holds; on an
+external node, a SignedSender signs with the SN's own key (swarmlearning.chain.signer). Reads
+are plain calls; the SN caches them (swarmlearning.sn.view).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Any
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
+from swarmlearning.chain.signer import SignedSender
+
 CONTRACTS_DIR = Path(__file__).with_name("contracts")
 KINDS = ("nodes", "tasks", "runners", "trainings")
 CONTRACT_OF_KIND = {"nodes": "NodeRegistry", "tasks": "TaskBoard",
                     "runners": "TaskRunnerBoard", "trainings": "TrainingBoard"}
 WRITE_GAS = 12_000_000
+DEPLOY_GAS = 29_000_000
 
 
 class ChainRejected(Exception):
@@ -66,13 +71,18 @@ class Addresses:
             raise ValueError(f"not a contract address record: {exc}") from None
 
 
-def deploy(w3: Web3, sender: str) -> Addresses:
-    """Deploy the four contracts (a fresh swarm); the default objects exist afterwards."""
+def deploy(w3: Web3, sender: str, signer: SignedSender | None = None) -> Addresses:
+    """Deploy the four contracts (a fresh swarm); the default objects exist afterwards. With a
+    signer, its account sends them (an external node)."""
     def one(contract: str, *args: Any) -> str:
         spec = artifact(contract)
         factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
-        tx = factory.constructor(*args).transact({"from": sender, "gas": 29_000_000})
-        receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
+        if signer is not None:
+            data = factory.constructor(*args).build_transaction(_offline(signer))["data"]
+            receipt = signer.send({"data": data, "gas": DEPLOY_GAS})
+        else:
+            tx = factory.constructor(*args).transact({"from": sender, "gas": DEPLOY_GAS})
+            receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
         if receipt["status"] != 1:
             raise RuntimeError(f"deploying {contract} failed")
         return receipt["contractAddress"]
@@ -98,10 +108,12 @@ def check_contracts(w3: Web3, addresses: Addresses, where: str) -> None:
 class Ledger:
     """The swarm's contracts on one chain, written from one sender account."""
 
-    def __init__(self, w3: Web3, addresses: Addresses, sender: str) -> None:
+    def __init__(self, w3: Web3, addresses: Addresses, sender: str,
+                 signer: SignedSender | None = None) -> None:
         self.w3 = w3
         self.addresses = addresses
-        self.sender = sender
+        self.sender = signer.address if signer is not None else sender
+        self.signer = signer
         self.contracts = {kind: w3.eth.contract(address=getattr(addresses, kind),
                                                 abi=artifact(CONTRACT_OF_KIND[kind])["abi"])
                           for kind in KINDS}
@@ -116,9 +128,15 @@ class Ledger:
         """Send one transaction and wait for its receipt; a revert raises ChainRejected."""
         call = getattr(self.contracts[kind].functions, function)(*args)
         with self._write_lock:
-            tx = call.transact({"from": self.sender, "gas": WRITE_GAS,
-                                "chainId": self.addresses.chain_id})
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=120, poll_latency=0.05)
+            if self.signer is not None:
+                data = call.build_transaction(_offline(self.signer))["data"]
+                receipt = self.signer.send({"to": self.contracts[kind].address, "data": data,
+                                            "gas": WRITE_GAS})
+            else:
+                tx = call.transact({"from": self.sender, "gas": WRITE_GAS,
+                                    "chainId": self.addresses.chain_id})
+                receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=120,
+                                                                   poll_latency=0.05)
         if receipt["status"] == 1:
             return dict(receipt)
         try:
@@ -140,6 +158,18 @@ class Ledger:
 
     def block_number(self) -> int:
         return self.w3.eth.block_number
+
+    @property
+    def reorgs_possible(self) -> bool:
+        """True on an external network, where blocks not yet final can be replaced; the
+        embedded chain has one miner and never reorganises."""
+        return self.signer is not None
+
+    def block_hash(self, number: int) -> bytes | None:
+        try:
+            return bytes(self.w3.eth.get_block(number)["hash"])
+        except Exception:  # noqa: BLE001 - a block the node no longer has is not ours either
+            return None
 
     def changes(self, from_block: int, to_block: int) -> list[tuple[str, str, dict[str, Any]]]:
         """The contract events in a block range as (kind, event name, arguments), in order."""
@@ -165,6 +195,13 @@ class Ledger:
         args = getattr(self.contracts[kind].events, name)().process_log(entry)["args"]
         # not dict(args): an event argument named `keys` (NodesAlive) shadows the method
         return name, {arg: args[arg] for arg in args}
+
+
+def _offline(signer: SignedSender) -> dict[str, Any]:
+    """Transaction fields that let web3 encode a call without asking the node anything (the
+    signer sets the real nonce and fees)."""
+    return {"from": signer.address, "gas": WRITE_GAS, "nonce": 0, "chainId": signer.chain_id,
+            "maxFeePerGas": 1, "maxPriorityFeePerGas": 0}
 
 
 def _event_topics(abi: list[dict[str, Any]]) -> dict[bytes, str]:

@@ -26,6 +26,7 @@ class SNConfig:
     sentinel_ip: str | None = None
     sentinel_api_port: int = DEFAULT_API_PORT
     eth_rpc: str | None = None
+    eth_key_passphrase_file: Path | None = None
     name: str = "sn"
     sentinel_wait_seconds: float = 1800.0
     heartbeat_seconds: float = 10.0
@@ -54,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="./sn-data", metavar="DIR",
                         help="where the chain and the node's state persist (default %(default)s)")
     parser.add_argument("--eth-rpc", metavar="URL",
-                        help="use this Ethereum JSON-RPC node instead of the embedded chain")
+                        help="use this Ethereum JSON-RPC node (http://, https://, ws:// or "
+                             "wss://) instead of the embedded chain; the SN signs with its own "
+                             "key, kept encrypted in DATA_DIR/node-key.json")
+    parser.add_argument("--eth-key-passphrase-file", metavar="FILE", default=None,
+                        help="the node key's passphrase (first line); default: the "
+                             "SWARM_ETH_KEY_PASSPHRASE variable")
     parser.add_argument("--name", default=None, help="node name shown by LIST NODES")
     parser.add_argument("--sentinel-wait", type=float, default=1800.0, metavar="SECONDS",
                         help="how long a non-sentinel SN waits for its sentinel "
@@ -74,5 +80,7 @@ def from_arguments(args: argparse.Namespace) -> SNConfig:
                     host_ip=args.host_ip, api_port=args.sn_api_port, p2p_port=args.sn_p2p_port,
                     sentinel=args.sentinel, sentinel_ip=args.sentinel_ip,
                     sentinel_api_port=args.sentinel_api_port, eth_rpc=args.eth_rpc,
+                    eth_key_passphrase_file=(Path(args.eth_key_passphrase_file)
+                                             if args.eth_key_passphrase_file else None),
                     name=args.name or ("sentinel" if args.sentinel else "sn"),
                     sentinel_wait_seconds=args.sentinel_wait, heartbeat_seconds=args.heartbeat)

@@ -28,7 +28,8 @@ from swarmlearning.chain.ledger import (
     check_contracts,
     deploy,
 )
-from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider
+from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider, RpcUnavailable, provider_for
+from swarmlearning.chain.signer import SignedSender, node_key, passphrase_from
 from swarmlearning.identity.principal import Principal
 from swarmlearning.identity.tls import client_context, server_context
 from swarmlearning.nodes.uid import node_uid
@@ -46,6 +47,10 @@ class SentinelUnavailable(RuntimeError):
     """The sentinel did not answer within the configured wait."""
 
 
+class ExternalChainError(RuntimeError):
+    """The external Ethereum node cannot be used (unreachable, bad URL, no key, no funds)."""
+
+
 class SwarmNetworkNode:
     """One SN process."""
 
@@ -57,16 +62,35 @@ class SwarmNetworkNode:
         self.chain = None
         self.rpc_port: int | None = None
         self.parent = ""
+        self.signer: SignedSender | None = None  # on an external node: this SN's own account
         self._stop = threading.Event()
 
     # -- chain -------------------------------------------------------------------------------------
+
+    def _external(self, url: str) -> tuple[Web3, SignedSender]:
+        """An external Ethereum node, and this SN's signed sender on it."""
+        cfg = self.config
+        try:
+            w3 = Web3(provider_for(url))
+            account = node_key(cfg.data_dir, passphrase_from(cfg.eth_key_passphrase_file))
+            chain_id = w3.eth.chain_id
+            balance = w3.eth.get_balance(account.address)
+        except (ValueError, RpcUnavailable) as exc:  # NodeKeyError is a ValueError
+            raise ExternalChainError(str(exc)) from None
+        log.info("Node account %s on chain %s (balance %s wei)", account.address, chain_id,
+                 balance)
+        if balance == 0:
+            raise ExternalChainError(f"the node account {account.address} has no ether on chain "
+                               f"{chain_id} at {url}: fund it (a genesis allocation or a "
+                               "transfer) so that this SN can send transactions")
+        return w3, SignedSender(w3, account, chain_id)
 
     def _connect(self) -> tuple[Web3, Addresses]:
         cfg = self.config
         saved = cfg.data_dir / ADDRESSES_FILE
         if cfg.sentinel:
             if cfg.eth_rpc:
-                w3 = Web3(HttpxJsonRpcProvider(cfg.eth_rpc))
+                w3, self.signer = self._external(cfg.eth_rpc)
                 log.info("Using the Ethereum node at %s", cfg.eth_rpc)
             else:
                 from swarmlearning.chain.embedded import EmbeddedChain
@@ -82,23 +106,28 @@ class SwarmNetworkNode:
                     return w3, addresses
                 log.warning("%s names contracts this chain does not hold; deploying anew", saved)
             log.info("Deploying the swarm contracts")
-            addresses = deploy(w3, w3.eth.accounts[0])
+            addresses = deploy(w3, self._sender(w3), self.signer)
             saved.write_text(json.dumps(addresses.to_json(), indent=1) + "\n", encoding="utf-8")
             return w3, addresses
         info = self._ask_sentinel()
         addresses = Addresses.from_json(info["contracts"])
         self.parent = info.get("uid", "")
         if cfg.eth_rpc:
-            url, tls = cfg.eth_rpc, None
+            url = cfg.eth_rpc
+            w3, self.signer = self._external(url)
         else:
-            url, tls = f"https://{cfg.sentinel_ip}:{info['rpc_port']}/", self.client_tls
-        w3 = Web3(HttpxJsonRpcProvider(url, ssl_context=tls))
+            url = f"https://{cfg.sentinel_ip}:{info['rpc_port']}/"
+            w3 = Web3(HttpxJsonRpcProvider(url, ssl_context=self.client_tls))
         if w3.eth.chain_id != addresses.chain_id:
             raise RuntimeError(f"the chain at {url} has id {w3.eth.chain_id}; the sentinel's "
                                f"contracts are on chain {addresses.chain_id}")
         check_contracts(w3, addresses, f"the sentinel's chain at {url}")
         log.info("Joined the chain at %s (block %s)", url, w3.eth.block_number)
         return w3, addresses
+
+    def _sender(self, w3: Web3) -> str:
+        """Who writes: this SN's own account on an external node, else the embedded chain's."""
+        return self.signer.address if self.signer is not None else w3.eth.accounts[0]
 
     def _ask_sentinel(self) -> dict[str, Any]:
         cfg = self.config
@@ -130,7 +159,7 @@ class SwarmNetworkNode:
         log.info("## SWARM LEARNING SN NODE ## uid %s, %s", self.uid, cfg.node_type)
         log.info("Setting up blockchain layer for the swarm node: START")
         w3, addresses = self._connect()
-        ledger = Ledger(w3, addresses, w3.eth.accounts[0])
+        ledger = Ledger(w3, addresses, self._sender(w3), self.signer)
         view = SwarmView(ledger)
         view.load()
         service = SwarmService(ledger, view,
@@ -221,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         SwarmNetworkNode(config).run()
-    except (IdentityError, PortInUse, SentinelUnavailable, OutdatedContracts) as exc:
+    except (IdentityError, PortInUse, SentinelUnavailable, OutdatedContracts,
+            ExternalChainError) as exc:
         log.error("%s", exc)
         return 1
     return 0

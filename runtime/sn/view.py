@@ -10,16 +10,23 @@ an event this SN does not know (a contract deployed by an older version) drops e
 for that training, to be read again.
 A write through this SN catches up the same way, so every client of any SN reads its own writes
 and everything written before them.
+
+On an external network a block can be replaced (a reorganisation of blocks not yet final). There
+the view also remembers the hash of the last block it took in; when that block is no longer on
+the chain, it reads everything again from the new head.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from swarmlearning.chain.ledger import Ledger
+
+log = logging.getLogger("swarm.blCnt")
 
 TASK_FIELDS = ("name", "task_type", "author", "prereq", "outcome", "state", "lines",
                "created_at", "updated_at", "finalized_at")
@@ -77,6 +84,7 @@ class SwarmView:
         self._checkins: dict[tuple[bytes, int], list[dict[str, Any]]] = {}
         self._merges: dict[tuple[bytes, int], dict[str, Any] | None] = {}
         self.block = -1
+        self._block_hash: bytes | None = None  # of self.block, where reorganisations can happen
         self._synced_at = 0.0
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -96,6 +104,17 @@ class SwarmView:
             for key in self.ledger.keys("nodes"):
                 self._reload_node(key)
             self.block = head
+            self._remember(head)
+
+    def _remember(self, block: int) -> None:
+        if self.ledger.reorgs_possible:
+            self._block_hash = self.ledger.block_hash(block)
+
+    def _reorganised(self) -> bool:
+        """True when the last block taken in is no longer on the chain."""
+        if not self.ledger.reorgs_possible or self._block_hash is None or self.block < 0:
+            return False
+        return self.ledger.block_hash(self.block) != self._block_hash
 
     def sync_recent(self, max_age: float) -> None:
         """Catch up unless that was done less than max_age seconds ago: however many clients
@@ -117,6 +136,9 @@ class SwarmView:
         with self._lock:
             self._synced_at = time.monotonic()
             head = self.ledger.block_number()
+            if head < self.block or self._reorganised():
+                self._reload_all(head)
+                return
             if head <= self.block:
                 return
             # dicts, not sets: objects new to this SN are listed in the order the chain made them
@@ -143,7 +165,22 @@ class SwarmView:
             for key in dirty["nodes"]:
                 self._reload_node(key)
             self.block = head
+            self._remember(head)
             self._changed.notify_all()
+
+    def _reload_all(self, head: int) -> None:
+        log.warning("The chain reorganised below block %s (head %s): reading its state again",
+                    self.block, head)
+        self.tasks, self.trainings, self.runners, self.nodes = (_Table(), _Table(), _Table(),
+                                                                _Table())
+        self.peers.clear()
+        self._bodies.clear()
+        self._progress.clear()
+        self._rejections.clear()
+        self._checkins.clear()
+        self._merges.clear()
+        self.load()
+        self._changed.notify_all()
 
     def _reload_task(self, key: bytes) -> None:
         row = _record(TASK_FIELDS, self.ledger.read("tasks", "task", key))
