@@ -1,5 +1,5 @@
 """swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, demo, gen-cert,
-stop-swarm.
+genesis, stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -44,6 +44,13 @@ def gen_cert(argv: list[str]) -> int:
         print(f"{comp.upper():<6} : {layout.cert(comp)}")
     print(f"CAPATH : {layout.capath}")
     return 0
+
+
+def genesis(argv: list[str]) -> int:
+    """swci genesis --engine clique|qbft --chain-id N --signer ADDR ... [--alloc ADDR=ETHER]."""
+    from swarmlearning.chain.genesis import main
+
+    return main(argv)
 
 
 def stop_swarm(argv: list[str]) -> int:
@@ -112,5 +119,6 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "serve": serve,
     "demo": demo,
     "gen-cert": gen_cert,
+    "genesis": genesis,
     "stop-swarm": stop_swarm,
 }
