@@ -1,5 +1,5 @@
 """swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, demo, gen-cert,
-genesis, stop-swarm.
+genesis, node-key, stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -51,6 +51,30 @@ def genesis(argv: list[str]) -> int:
     from swarmlearning.chain.genesis import main
 
     return main(argv)
+
+
+def node_key(argv: list[str]) -> int:
+    """swci node-key --data-dir DIR [--passphrase-file F]: the SN's account address."""
+    from swarmlearning.chain.signer import NodeKeyError, node_key, passphrase_from
+
+    parser = argparse.ArgumentParser(
+        prog="swci node-key",
+        description="Make (or open) an SN's node key in its data directory, as `swci run-sn "
+                    "--eth-rpc` does, and print the account's address, to fund it on the "
+                    "network before the SN starts.")
+    parser.add_argument("--data-dir", required=True, help="the SN's --data-dir")
+    parser.add_argument("--passphrase-file", default=None, metavar="FILE",
+                        help="the key's passphrase (default: SWARM_ETH_KEY_PASSPHRASE)")
+    args = parser.parse_args(argv)
+    try:
+        account = node_key(Path(args.data_dir),
+                           passphrase_from(Path(args.passphrase_file)
+                                           if args.passphrase_file else None))
+    except NodeKeyError as exc:
+        print(f"swci node-key: {exc}", file=sys.stderr)
+        return 1
+    print(account.address)
+    return 0
 
 
 def stop_swarm(argv: list[str]) -> int:
@@ -120,5 +144,6 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": demo,
     "gen-cert": gen_cert,
     "genesis": genesis,
+    "node-key": node_key,
     "stop-swarm": stop_swarm,
 }

@@ -62,7 +62,7 @@ def passphrase_from(file: Path | None) -> str:
     if not phrase:
         where = f"{file} is empty" if file is not None else f"{PASSPHRASE_ENV} is not set"
         raise NodeKeyError(f"the node key needs a passphrase: {where} (set {PASSPHRASE_ENV} "
-                           "or pass --eth-key-passphrase-file)")
+                           "or give a passphrase file)")
     return phrase
 
 
