@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SWCI, the Swarm Learning command interface. Without options: an "
                     "interactive shell (or batch mode when commands are piped in). "
                     "Subcommands: demo, run-sn, run-sl, run-swop, serve, gen-cert, genesis, "
-                    "node-key, stop-swarm "
+                    "node-key, chain, stop-swarm "
                     "(each has --help). SWCI_MODE=WEB means serve.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--init-script", "--init-script-name", metavar="FILE",

@@ -1,5 +1,5 @@
 """swci's daemon and set-up subcommands: run-sn, run-sl, run-swop, serve, demo, gen-cert,
-genesis, node-key, stop-swarm.
+genesis, node-key, chain, stop-swarm.
 
 They share the console script with the shell: `swci run-sn ...` runs the SN in the foreground,
 `swci gen-cert ...` writes a PKI in HPE's layout, `swci stop-swarm ...` stops local nodes.
@@ -44,6 +44,13 @@ def gen_cert(argv: list[str]) -> int:
         print(f"{comp.upper():<6} : {layout.cert(comp)}")
     print(f"CAPATH : {layout.capath}")
     return 0
+
+
+def chain(argv: list[str]) -> int:
+    """swci chain export|import: move the embedded chain's history to an external network."""
+    from swarmlearning.chain.migrate import main
+
+    return main(argv)
 
 
 def genesis(argv: list[str]) -> int:
@@ -144,6 +151,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": demo,
     "gen-cert": gen_cert,
     "genesis": genesis,
+    "chain": chain,
     "node-key": node_key,
     "stop-swarm": stop_swarm,
 }

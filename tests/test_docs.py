@@ -275,8 +275,13 @@ def cli_problems(block: Block) -> list[str]:
             continue
         rest = args[1:] if sub else args
         parser = parsers[sub]
-        known = set(parser._option_string_actions)
         shown = f"swci {sub}".strip()
+        for action in parser._actions:  # a subcommand of its own (swci chain export)
+            if isinstance(action, argparse._SubParsersAction) and rest and \
+                    rest[0] in action.choices:
+                parser, shown, rest = action.choices[rest[0]], f"{shown} {rest[0]}", rest[1:]
+                break
+        known = set(parser._option_string_actions)
         unknown = [name for name in option_names(rest) if name not in known]
         for name in unknown:
             problems.append(f"{block.where(offset)}: `{shown}` has no option {name}")
