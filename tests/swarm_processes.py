@@ -129,6 +129,7 @@ class SN(Daemon):
     host: str = "127.0.0.1"
     sentinel_host: str = "127.0.0.1"
     netns: str = ""  # a network namespace the test made, to run in instead of the host's
+    registry: str = ""
 
     @property
     def sentinel(self) -> bool:
@@ -141,9 +142,12 @@ class SN(Daemon):
                    "--cert", str(self.pki.cert("sn")), "--key", str(self.pki.key("sn")),
                    "--capath", str(self.pki.capath), "--data-dir", str(self.data_dir),
                    "--name", self.name, "--heartbeat", "2"]
-        command += (["--sentinel"] if self.sentinel else
-                    ["--sentinel-ip", self.sentinel_host, "--sentinel-api-port",
-                     str(self.sentinel_port)])
+        if self.registry:  # finds the contracts on its --eth-rpc network, not via a sentinel
+            command += ["--registry", self.registry]
+        else:
+            command += (["--sentinel"] if self.sentinel else
+                        ["--sentinel-ip", self.sentinel_host, "--sentinel-api-port",
+                         str(self.sentinel_port)])
         command += self.extra
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

@@ -94,6 +94,21 @@ def test_two_sns_share_an_external_chain(tmp_path, ethereum_node, monkeypatch):
                    if w3.eth.get_block(n)["transactions"]}
         assert set(addresses) <= senders, (addresses, senders)
         assert f"Node account {addresses[1]}" in second.log()
+        # a third SN needs only the network and the registry's address, not the sentinel
+        registry = json.loads((tmp_path / "ext1" / "contracts.json").read_text())["nodes"]
+        assert f"--registry {registry}" in sentinel.log()
+        fund(chain, tmp_path / "ext3")
+        third = SN("ext3", orgs["b"], tmp_path / "ext3", tmp_path / "ext3.log",
+                   extra=["--eth-rpc", url], registry=registry)
+        try:
+            third.start().wait_ready()
+            assert f"through the registry {registry}" in third.log()
+            listed = run_swci(cwd=usr, env=identity_env(orgs["b"]), stdin=(
+                f"create context c with ip 127.0.0.1 {third.api_port}\nswitch context c\n"
+                "list tasks\n"))
+            assert output_lines(listed)[-2:] == ["ROOTTASK", "pull_task"], listed.stdout
+        finally:
+            third.stop()
     finally:
         second.stop()
         sentinel.stop()

@@ -88,8 +88,34 @@ def deploy(w3: Web3, sender: str, signer: SignedSender | None = None) -> Address
         return receipt["contractAddress"]
 
     tasks = one("TaskBoard")
-    return Addresses(chain_id=w3.eth.chain_id, nodes=one("NodeRegistry"), tasks=tasks,
-                     runners=one("TaskRunnerBoard", tasks), trainings=one("TrainingBoard"))
+    addresses = Addresses(chain_id=w3.eth.chain_id, nodes=one("NodeRegistry"), tasks=tasks,
+                          runners=one("TaskRunnerBoard", tasks), trainings=one("TrainingBoard"))
+    # the node registry is the swarm's directory: one address leads to the other three
+    call = w3.eth.contract(address=addresses.nodes, abi=artifact("NodeRegistry")["abi"]) \
+        .functions.set_directory(addresses.tasks, addresses.runners, addresses.trainings)
+    if signer is not None:
+        receipt = signer.send({"to": addresses.nodes, "gas": WRITE_GAS,
+                               "data": call.build_transaction(_offline(signer))["data"]})
+    else:
+        receipt = w3.eth.wait_for_transaction_receipt(
+            call.transact({"from": sender, "gas": WRITE_GAS}), timeout=60)
+    if receipt["status"] != 1:
+        raise RuntimeError("recording the contract directory failed")
+    return addresses
+
+
+def find_contracts(w3: Web3, registry: str) -> Addresses:
+    """The swarm's contracts on `w3`'s chain, from the node registry's address alone."""
+    nodes = w3.eth.contract(address=Web3.to_checksum_address(registry),
+                            abi=artifact("NodeRegistry")["abi"])
+    if not w3.eth.get_code(nodes.address):
+        raise ValueError(f"no contract at {registry} on chain {w3.eth.chain_id}")
+    tasks = nodes.functions.tasks_board().call()
+    if int(tasks, 16) == 0:
+        raise ValueError(f"the node registry at {registry} names no other contracts yet")
+    return Addresses(chain_id=w3.eth.chain_id, nodes=nodes.address, tasks=tasks,
+                     runners=nodes.functions.runner_board().call(),
+                     trainings=nodes.functions.training_board().call())
 
 
 def check_contracts(w3: Web3, addresses: Addresses, where: str) -> None:

@@ -29,6 +29,7 @@ from web3 import Web3
 from swarmlearning.chain.ledger import KINDS, Addresses, deploy
 
 FORMAT = "swci-chain-history/1"
+DEPLOYMENT_ONLY = bytes(Web3.keccak(text="set_directory(address,address,address)"))[:4]
 ADDRESSES_FILE = "contracts.json"
 
 
@@ -59,6 +60,8 @@ def export_history(data_dir: Path) -> dict[str, Any]:
                 if w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
                     continue  # refused by the contract: it changed nothing
                 data = tx["input"] if "input" in tx else tx["data"]  # eth-tester says data
+                if bytes(data)[:4] == DEPLOYMENT_ONLY:
+                    continue  # part of the deployment, which import does afresh
                 calls.append({"kind": kind, "data": Web3.to_hex(data),
                               "block": number})
         head = w3.eth.block_number

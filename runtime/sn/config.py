@@ -26,6 +26,7 @@ class SNConfig:
     sentinel_ip: str | None = None
     sentinel_api_port: int = DEFAULT_API_PORT
     eth_rpc: str | None = None
+    registry: str | None = None
     eth_key_passphrase_file: Path | None = None
     name: str = "sn"
     sentinel_wait_seconds: float = 1800.0
@@ -42,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     role.add_argument("--sentinel", action="store_true",
                       help="this SN starts the chain and deploys the contracts")
     role.add_argument("--sentinel-ip", metavar="IP", help="address of the sentinel SN")
+    role.add_argument("--registry", metavar="ADDRESS",
+                      help="with --eth-rpc: the swarm's node registry contract on that "
+                           "network, where this SN finds the other contracts without asking "
+                           "the sentinel")
     parser.add_argument("--sentinel-api-port", type=int, default=DEFAULT_API_PORT, metavar="P",
                         help="the sentinel's API port (default %(default)s)")
     parser.add_argument("--host-ip", default="127.0.0.1", metavar="IP",
@@ -76,10 +81,13 @@ def from_arguments(args: argparse.Namespace) -> SNConfig:
         identity = identity_from_arguments(args, "run-sn")
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    if args.registry and not args.eth_rpc:
+        raise SystemExit("run-sn: --registry needs --eth-rpc (the network the registry is on)")
     return SNConfig(identity=identity, data_dir=Path(args.data_dir).resolve(),
                     host_ip=args.host_ip, api_port=args.sn_api_port, p2p_port=args.sn_p2p_port,
                     sentinel=args.sentinel, sentinel_ip=args.sentinel_ip,
                     sentinel_api_port=args.sentinel_api_port, eth_rpc=args.eth_rpc,
+                    registry=args.registry,
                     eth_key_passphrase_file=(Path(args.eth_key_passphrase_file)
                                              if args.eth_key_passphrase_file else None),
                     name=args.name or ("sentinel" if args.sentinel else "sn"),

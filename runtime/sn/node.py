@@ -27,6 +27,7 @@ from swarmlearning.chain.ledger import (
     OutdatedContracts,
     check_contracts,
     deploy,
+    find_contracts,
 )
 from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider, RpcUnavailable, provider_for
 from swarmlearning.chain.signer import SignedSender, node_key, passphrase_from
@@ -107,7 +108,19 @@ class SwarmNetworkNode:
                 log.warning("%s names contracts this chain does not hold; deploying anew", saved)
             log.info("Deploying the swarm contracts")
             addresses = deploy(w3, self._sender(w3), self.signer)
+            log.info("Deployed the swarm's contracts; other SNs on this network can find them "
+                     "with --registry %s", addresses.nodes)
             saved.write_text(json.dumps(addresses.to_json(), indent=1) + "\n", encoding="utf-8")
+            return w3, addresses
+        if cfg.registry:
+            w3, self.signer = self._external(cfg.eth_rpc or "")
+            try:
+                addresses = find_contracts(w3, cfg.registry)
+            except Exception as exc:  # noqa: BLE001 - a wrong address, or an older registry
+                raise ExternalChainError(f"--registry {cfg.registry}: {exc}") from None
+            check_contracts(w3, addresses, f"the registry {cfg.registry} at {cfg.eth_rpc}")
+            log.info("Found the swarm's contracts through the registry %s (block %s)",
+                     cfg.registry, w3.eth.block_number)
             return w3, addresses
         info = self._ask_sentinel()
         addresses = Addresses.from_json(info["contracts"])

@@ -4,6 +4,8 @@
 #         last sign of life. Each SN reports the liveness of all its nodes in one batched call.
 #         The owner is the identity (a digest of the certificate's issuer and subject names)
 #         that first registered a UID; nobody else can register that UID again.
+#         It is also the swarm's directory: the deployer records the other three contracts'
+#         addresses here once, so that an SN given only this address finds them all.
 
 MAX_NODES: constant(uint256) = 4096
 MAX_BATCH: constant(uint256) = 128
@@ -31,6 +33,24 @@ event NodesAlive:
 
 nodes: HashMap[bytes32, Node]
 keys: DynArray[bytes32, MAX_NODES]
+deployer: address
+tasks_board: public(address)
+runner_board: public(address)
+training_board: public(address)
+
+
+@deploy
+def __init__():
+    self.deployer = msg.sender
+
+
+@external
+def set_directory(tasks: address, runners: address, trainings: address):
+    assert msg.sender == self.deployer, "only the deployer sets the directory"
+    assert self.tasks_board == empty(address), "the directory is set"
+    self.tasks_board = tasks
+    self.runner_board = runners
+    self.training_board = trainings
 
 
 @external
