@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BlockNotFound, ContractLogicError
 
 from swarmlearning.chain.signer import SignedSender
 
@@ -194,7 +194,7 @@ class Ledger:
     def block_hash(self, number: int) -> bytes | None:
         try:
             return bytes(self.w3.eth.get_block(number)["hash"])
-        except Exception:  # noqa: BLE001 - a block the node no longer has is not ours either
+        except BlockNotFound:  # the chain got shorter; a broken connection is raised
             return None
 
     def changes(self, from_block: int, to_block: int) -> list[tuple[str, str, dict[str, Any]]]:

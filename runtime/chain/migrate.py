@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
-from swarmlearning.chain.ledger import KINDS, Addresses, deploy
+from swarmlearning.chain.ledger import KINDS, WRITE_GAS, Addresses, deploy
 
 FORMAT = "swci-chain-history/1"
 DEPLOYMENT_ONLY = bytes(Web3.keccak(text="set_directory(address,address,address)"))[:4]
@@ -88,7 +89,7 @@ def import_history(history: dict[str, Any], w3: Web3, signer: Any, data_dir: Pat
         if kind not in KINDS:
             raise MigrationError(f"call {index}: unknown contract kind {kind!r}")
         receipt = signer.send({"to": getattr(addresses, kind), "data": call["data"],
-                               "gas": 12_000_000})
+                               "gas": WRITE_GAS})
         if receipt["status"] != 1:
             raise MigrationError(f"call {index} (block {call.get('block')} of the old chain, "
                                  f"{kind}) was refused on the new network")
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{history['head']} blocks of chain {history['chain_id']}")
             return 0
         return _import(args)
-    except (MigrationError, OSError, ValueError) as exc:
+    except (MigrationError, OSError, ValueError, RuntimeError, TimeoutError,
+            Web3RPCError) as exc:  # RpcUnavailable and ReceiptTimeout are among them
         print(f"swci chain {args.action}: {exc}", file=sys.stderr)
         return 1
 

@@ -119,8 +119,9 @@ class SignedSender:
         tx_hash = Web3.to_hex(signed.hash)
         try:
             self._retrying(lambda: self._submit(signed.raw_transaction, tx_hash))
-        except Web3RPCError:
-            self._nonce = None  # the node refused it: ask for the nonce again next time
+        except Exception:
+            # refused, or maybe taken before the connection broke: ask the node next time
+            self._nonce = None
             raise
         self._nonce += 1
         return self._receipt(tx_hash)

@@ -92,14 +92,12 @@ def node_certificate(layout: PkiLayout, comp: str, node: str,
     directory = layout.root / "nodes"
     cert_path = directory / f"{comp.lower()}-{node}-cert.pem"
     key_path = directory / f"{comp.lower()}-{node}-key.pem"
-    if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
-        if left > datetime.timedelta(days=1):
-            return cert_path, key_path
     if not (layout.ca_cert.exists() and layout.ca_key.exists()):
         raise ValueError(f"{layout.ca_cert}: the organisation's CA is missing")
     ca_cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
+    if cert_path.exists() and key_path.exists() and _still_good(
+            x509.load_pem_x509_certificate(cert_path.read_bytes()), ca_cert, hosts, ips):
+        return cert_path, key_path
     ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
     orgs = ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     org = str(orgs[0].value) if orgs else "swarm"
@@ -110,6 +108,25 @@ def node_certificate(layout: PkiLayout, comp: str, node: str,
     _write_private(key_path, _key_pem(key))
     _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def _still_good(cert: x509.Certificate, ca_cert: x509.Certificate, hosts: Sequence[str],
+                ips: Sequence[str]) -> bool:
+    """A node certificate to keep: from this CA, valid for more than a day, and naming every
+    host and address asked for."""
+    if cert.issuer != ca_cert.subject:
+        return False
+    try:
+        ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes,  # type: ignore[call-arg, union-attr]
+                                    ec.ECDSA(cert.signature_hash_algorithm))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - any failure means another CA signed it
+        return False
+    if cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(days=1):
+        return False
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {str(n) for n in names.get_values_for_type(x509.DNSName)} | {
+        str(a) for a in names.get_values_for_type(x509.IPAddress)}
+    return set(hosts) | {str(_parse_ip(ip)) for ip in ips} <= have
 
 
 def add_trusted_ca(capath: Path, ca_cert_pem: Path) -> Path:

@@ -112,7 +112,11 @@ class BlobStore:
     def _write(self, name: str, data: Buffer) -> None:
         target = self.path(name)
         if target.exists():
-            return
+            try:
+                os.utime(target)  # stored again: the newest, for the order at the next open
+                return
+            except FileNotFoundError:  # pruned meanwhile: write it again
+                pass
         part = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.part")
         try:
             with open(part, "wb") as handle:

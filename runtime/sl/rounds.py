@@ -45,6 +45,7 @@ FETCH_SECONDS = 30.0
 FETCH_THREADS = 8
 MODES = ("inactive", "snapshot", "active")
 MAX_REASON = 200  # bytes of a rejection's reason on the chain
+MAX_REJECTED = 64  # rejections one merge records (the rest are in the leader's log)
 
 
 class SessionError(RuntimeError):
@@ -284,7 +285,7 @@ class RoundEngine:
         try:
             self._call(self.sn.record_merge, session.contract, number, self.uid, merged, used,
                        final, [{"uid": uid, "reason": _fit(reason)}
-                               for uid, reason in rejected.items()])
+                               for uid, reason in list(rejected.items())[:MAX_REJECTED]])
         except SNError as exc:
             if exc.status == 409:
                 log.info("Round %s: another leader recorded first (%s)", number, exc)
@@ -320,6 +321,7 @@ class RoundEngine:
                         ) -> tuple[bytearray, list[str]] | None:
 
         def reject(uid: str, reason: str) -> None:
+            reason = reason or "no reason given"
             log.warning("Round %s: rejected the contribution of %s: %s", number, uid, reason)
             rejected[uid] = reason
 

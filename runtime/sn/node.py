@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from swarmlearning import __version__, jsonbody
 from swarmlearning.chain.ledger import (
@@ -30,7 +31,7 @@ from swarmlearning.chain.ledger import (
     find_contracts,
 )
 from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider, RpcUnavailable, provider_for
-from swarmlearning.chain.signer import SignedSender, node_key, passphrase_from
+from swarmlearning.chain.signer import ReceiptTimeout, SignedSender, node_key, passphrase_from
 from swarmlearning.identity.principal import Principal
 from swarmlearning.identity.tls import client_context, server_context
 from swarmlearning.nodes.uid import node_uid
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         SwarmNetworkNode(config).run()
     except (IdentityError, PortInUse, SentinelUnavailable, OutdatedContracts,
-            ExternalChainError) as exc:
+            ExternalChainError, ReceiptTimeout, Web3RPCError) as exc:
         log.error("%s", exc)
         return 1
     return 0

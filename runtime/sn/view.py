@@ -141,6 +141,9 @@ class SwarmView:
                 return
             if head <= self.block:
                 return
+            # the head's hash before its logs: a reorganisation while they are read then shows
+            # at the next sync
+            head_hash = self.ledger.block_hash(head) if self.ledger.reorgs_possible else None
             # dicts, not sets: objects new to this SN are listed in the order the chain made them
             dirty: dict[str, dict[bytes, None]] = {"tasks": {}, "trainings": {}, "runners": {},
                                                    "nodes": {}}
@@ -165,7 +168,7 @@ class SwarmView:
             for key in dirty["nodes"]:
                 self._reload_node(key)
             self.block = head
-            self._remember(head)
+            self._block_hash = head_hash
             self._changed.notify_all()
 
     def _reload_all(self, head: int) -> None:
