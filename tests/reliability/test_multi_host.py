@@ -103,8 +103,10 @@ def test_a_partitioned_host_rejoins_and_the_training_finishes(hosts: dict[str, s
         cut_at = time.monotonic()
         stalled = max(rounds_seen(sl) for sl in peers)
         # a round already under way may still close without host 3 (its contribution cannot
-        # be fetched); after that no round can start, as minPeers is 3
-        time.sleep(8)
+        # be fetched); after that no round can start, as minPeers is 3. When host 3 was to
+        # lead it, the others first wait out two leader timeouts (4 s each, LFDR) and a fetch
+        # timeout (5 s): 13 s were seen
+        time.sleep(20)
         settled = max(rounds_seen(sl) for sl in peers[:2])
         time.sleep(6)
         during = max(rounds_seen(sl) for sl in peers[:2])
