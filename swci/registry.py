@@ -10,28 +10,22 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from swci.language.commands import COMMAND_CLASSES, Command
 from swci.language.syntax import command_name, syntax_lines
 
-if TYPE_CHECKING:
-    from swci.interpreter.interpreter import Interpreter
-    from swci.interpreter.output import Output
+# A handler takes the interpreter, its command object and the output. The registry names no
+# interpreter type: the interpreter imports the registry, never the other way round.
+Handler = Callable[..., None]
 
-Handler = Callable[["Interpreter", Any, "Output"], None]
-
-HANDLER_MODULES = (
-    "swci.interpreter.handlers.context",
-    "swci.interpreter.handlers.network",
-    "swci.interpreter.handlers.session",
-    "swci.interpreter.handlers.nodes",
-)
-
+# A command's area is the module of its class in swci/language/commands/; its handler and help
+# live in the module of the same name under swci/interpreter/handlers/, and its grammar rule in
+# the section of grammar/swci.lark marked `// area: <name>`.
 AREAS = {
     "context": "Contexts", "contract": "Training contracts", "task": "Tasks",
     "taskrunner": "Taskrunners", "session": "Session", "nodes": "Local nodes",
 }
+HANDLER_MODULES = tuple(f"swci.interpreter.handlers.{area}" for area in AREAS)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.sn.client import SNClient, SNError
 
 
 def client(answers: list[Callable[[httpx.Request], httpx.Response]],

@@ -34,6 +34,10 @@ class NodeKind(str, enum.Enum):  # noqa: UP042 (StrEnum is 3.11+; the ML side ru
     SWOP = "swop"
     SWCI = "swci"  # the SWCI web API
 
+    # written as its value, as a StrEnum is ("sn", not "NodeKind.SN")
+    __str__ = str.__str__
+    __format__ = str.__format__
+
 
 # The line each daemon logs once it serves, followed by its port (or taskrunner). Supervisors
 # wait for it; HPE's wording, so that HPE's log watchers work too.

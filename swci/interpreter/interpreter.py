@@ -14,6 +14,7 @@ from swci.language.commands import Command
 from swci.language.errors import SwciSyntaxError
 from swci.language.parser import ScriptLine, parse_line
 from swci.network import NetworkError, SwarmNetworkClient, client_for
+from swci.network.tls import identity_key
 from swci.registry import spec_for
 
 ClientFactory = Callable[[str, int], SwarmNetworkClient]
@@ -53,6 +54,7 @@ class Interpreter:
         self.sleep = sleep
         self.monotonic = monotonic
         self.exit_requested = False
+        self._clients: dict[tuple[object, ...], SwarmNetworkClient] = {}
 
     def api_endpoint(self, host: str, port: int | None) -> tuple[str, int]:
         """host and port of an SN API server. A host that names a local node started from this
@@ -67,7 +69,23 @@ class Interpreter:
         return host, port or DEFAULT_API_PORT
 
     def _workspace_client(self, host: str, port: int) -> SwarmNetworkClient:
-        return client_for(host, port, self.state.workspace_dir())
+        """One pooled client per API server and identity, kept for the session: a wait's polls
+        reuse one TLS connection. A new identity (START SN made the workspace PKI, or the
+        SWARM_ID_* variables changed) gets a new client."""
+        workspace = self.state.workspace_dir()
+        key = (host, port, identity_key(workspace))
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = client_for(host, port, workspace)
+        return client
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
 
     # -- running ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The Swarm Network client interface and its HTTPS implementation (mutual TLS, httpx).
+"""The Swarm Network client interface, and its implementation: the runtime's one SN client.
 
 Every SWCI command that needs a Swarm Network goes through SwarmNetworkClient. Failures become
 NetworkError with a message that names the API server, e.g.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
-import httpx
+from swarmlearning.sn.client import SNBadReply, SNClient, SNRefused, SNUnreachable
+from swarmlearning.sn.routes import Route
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -53,119 +53,36 @@ class SwarmNetworkClient(Protocol):
     def reset_taskrunner(self, name: str) -> dict[str, Any]: ...
 
 
-def _q(name: str) -> str:
-    return quote(str(name), safe="")
-
-
-class HttpSwarmNetworkClient:
-    """SwarmNetworkClient over HTTPS with mutual TLS."""
+class HttpSwarmNetworkClient(SNClient):
+    """SwarmNetworkClient over HTTPS with mutual TLS: the runtime's SN client, without retries
+    (a command fails at once), its errors worded as HPE's shell words them."""
 
     def __init__(self, host: str, port: int, *, scheme: str = "https",
                  ssl_context: ssl.SSLContext | None = None,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.endpoint = f"{host}:{port}"
-        self._base = f"{scheme}://{self.endpoint}"
-        self._ssl_context = ssl_context
-        self._timeout = timeout
+        super().__init__(host, port, ssl_context, scheme=scheme, retry_seconds=0.0,
+                         timeout=timeout, connect_timeout=timeout)
 
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
-        verify: ssl.SSLContext | bool = self._ssl_context or True
+    def call(self, route: Route, payload: Any = None, *, query: dict[str, Any] | None = None,
+             **params: object) -> Any:
         try:
-            with httpx.Client(base_url=self._base, verify=verify, timeout=self._timeout) as http:
-                response = http.request(method, path, json=payload)
-        except httpx.TimeoutException:
-            raise NetworkError(f"Unable to contact API-Server at {self.endpoint} (timed out after "
-                               f"{self._timeout:g} s)") from None
-        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            return super().call(route, payload, query=query, **params)
+        except SNUnreachable as exc:
+            if exc.timed_out:
+                raise NetworkError(f"Unable to contact API-Server at {self.endpoint} (timed out "
+                                   f"after {self.timeout:g} s)") from None
             raise NetworkError(f"Unable to contact API-Server at {self.endpoint} "
-                               f"({_reason(exc)})") from None
-        if response.status_code >= 400:
-            raise NetworkError(_detail(response, self.endpoint))
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
+                               f"({_reason(exc.cause)})") from None
+        except SNRefused as exc:
+            raise NetworkError(f"API-Server at {self.endpoint} refused the request "
+                               f"(HTTP {exc.status}): {exc.detail}") from None
+        except SNBadReply as exc:
             raise NetworkError(f"API-Server at {self.endpoint} sent a reply that is not JSON "
-                               f"(HTTP {response.status_code})") from None
-
-    def version(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/version")
-
-    def list_nodes(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/nodes")
-
-    def list_contracts(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/contracts")
-
-    def create_contract(self, name: str) -> dict[str, Any]:
-        return self._call("POST", "/v1/contracts", {"name": name})
-
-    def contract_info(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/contracts/{_q(name)}")
-
-    def contract_status(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/contracts/{_q(name)}/status")
-
-    def perfdata(self, name: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/v1/contracts/{_q(name)}/perfdata")
-
-    def reset_contract(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/contracts/{_q(name)}/reset")
-
-    def list_tasks(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/tasks")
-
-    def create_task(self, header: dict[str, str]) -> dict[str, Any]:
-        return self._call("POST", "/v1/tasks", header)
-
-    def register_task(self, definition: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/v1/tasks/definitions", definition)
-
-    def append_task_body(self, name: str, index: int, line: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/tasks/{_q(name)}/body", {"index": index, "line": line})
-
-    def finalize_task(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/tasks/{_q(name)}/finalize")
-
-    def delete_task(self, name: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/v1/tasks/{_q(name)}")
-
-    def task_info(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/tasks/{_q(name)}")
-
-    def task_body(self, name: str) -> list[str]:
-        return self._call("GET", f"/v1/tasks/{_q(name)}/body")
-
-    def list_taskrunners(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/taskrunners")
-
-    def create_taskrunner(self, name: str) -> dict[str, Any]:
-        return self._call("POST", "/v1/taskrunners", {"name": name})
-
-    def taskrunner_info(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/taskrunners/{_q(name)}")
-
-    def assign_task(self, taskrunner: str, task: str, *, peers: int | None = None,
-                    all_peers: bool = False, target: str | None = None) -> dict[str, Any]:
-        payload = {"task": task, "peers": peers, "all_peers": all_peers, "target": target}
-        return self._call("POST", f"/v1/taskrunners/{_q(taskrunner)}/assign", payload)
-
-    def taskrunner_status(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/taskrunners/{_q(name)}/status")
-
-    def taskrunner_peer_status(self, name: str, peer: int | str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/taskrunners/{_q(name)}/peers/{_q(str(peer))}")
-
-    def taskrunner_peers(self, name: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/v1/taskrunners/{_q(name)}/peers")
-
-    def reset_taskrunner(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/taskrunners/{_q(name)}/reset")
+                               f"(HTTP {exc.status})") from None
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+def _reason(text: str) -> str:
+    """A transport's failure in a few words, where it is a common one."""
     lowered = text.lower()
     for needle, reason in (("refused", "connection refused"),
                            ("name or service not known", "host name not found"),
@@ -176,15 +93,6 @@ def _reason(exc: BaseException) -> str:
         if needle in lowered:
             return reason
     return text
-
-
-def _detail(response: httpx.Response, endpoint: str) -> str:
-    try:
-        body = response.json()
-        detail = body.get("detail") or body.get("error") or body
-    except ValueError:
-        detail = response.text.strip()[:200] or response.reason_phrase
-    return f"API-Server at {endpoint} refused the request (HTTP {response.status_code}): {detail}"
 
 
 def client_for(host: str, port: int, workspace: Path | None = None) -> SwarmNetworkClient:

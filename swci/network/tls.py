@@ -27,6 +27,22 @@ def client_ssl_context(env: dict[str, str] | None = None,
     return ssl.create_default_context()
 
 
+def identity_key(workspace: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[object, ...]:
+    """What `client_ssl_context` would be made from, as a value that changes when it does: the
+    SWARM_ID_* variables, and the workspace certificate's path and modification time."""
+    env = dict(os.environ if env is None else env)
+    named = tuple(sorted((key, value) for key, value in env.items()
+                         if key.startswith(ENV_PREFIX)))
+    local = _workspace_identity(workspace)
+    if local is None:
+        return named
+    try:
+        return (*named, str(local.cert), local.cert.stat().st_mtime_ns)
+    except OSError:
+        return named
+
+
 def _workspace_identity(workspace: Path | None) -> Identity | None:
     if workspace is None:
         return None

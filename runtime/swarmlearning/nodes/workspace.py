@@ -26,15 +26,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from swarmlearning.defaults import (
+    READY_LINES,
+    SL_FS_PORT,
+    SN_API_PORT,
+    SN_P2P_PORT,
+    SWCI_WEB_PORT,
+    NodeKind,
+)
 from swarmlearning.identity.pki import PkiLayout, add_trusted_ca, generate_pki, node_certificate
 from swarmlearning.identity.tls import Identity
 
-DEFAULT_WORKSPACE = ".swarm"
-READY_LINES = {"sn": "Starting SWARM-API-SERVER on port: ",
-               "sl": "Starting SWARM-LEARNING-FS on port: ",
-               "swop": "Starting SWARM-OPERATOR on taskrunner: ",
-               "swci": "Starting SWCI-WEB-API on port: "}
-STOP_ORDER = ("swci", "swop", "sl", "sn")
+STOP_ORDER = (NodeKind.SWCI, NodeKind.SWOP, NodeKind.SL, NodeKind.SN)
 DEFAULT_ORG = "swarm-local"
 # a SWOP stops its task's ML programs, then its SLs (10 s grace each) before it exits
 SWOP_STOP_GRACE = 40.0
@@ -195,7 +198,7 @@ class Workspace:
 
     def start_sn(self, name: str, *, sentinel_ip: str | None = None,
                  sentinel_port: int | None = None, sentinel: bool | None = None,
-                 api_port: int = 30304, p2p_port: int = 30303, host: str = "127.0.0.1",
+                 api_port: int = SN_API_PORT, p2p_port: int = SN_P2P_PORT, host: str = "127.0.0.1",
                  org: str | None = None, timeout: float = 60.0,
                  heartbeat: float | None = None) -> NodeRecord:
         """Start an SN of an organisation (default: the workspace's own). With neither
@@ -220,7 +223,7 @@ class Workspace:
             command.append("--sentinel")
         else:
             command += ["--sentinel-ip", str(sentinel_ip),
-                        "--sentinel-api-port", str(sentinel_port or 30304)]
+                        "--sentinel-api-port", str(sentinel_port or SN_API_PORT)]
         return self._start(name, "sn", command, data_dir, host,
                            {"api": api_port, "p2p": p2p_port}, role, timeout, org)
 
@@ -237,7 +240,7 @@ class Workspace:
                             "NODES shows them)")
         return parent
 
-    def start_sl(self, name: str, *, sn: str | None = None, fs_port: int = 30305,
+    def start_sl(self, name: str, *, sn: str | None = None, fs_port: int = SL_FS_PORT,
                  ml_cmd: str = "", host: str = "127.0.0.1",
                  timeout: float = 60.0) -> NodeRecord:
         """Start an SL registered with a running local SN (by name; default: the sentinel)."""
@@ -274,7 +277,7 @@ class Workspace:
         return self._start(name, "swop", command, data_dir, host, {}, "swop", timeout,
                            parent.org)
 
-    def start_web(self, name: str = "swci-web", *, port: int = 30306,
+    def start_web(self, name: str = "swci-web", *, port: int = SWCI_WEB_PORT,
                   usr_dir: Path | None = None, host: str = "127.0.0.1",
                   timeout: float = 60.0) -> NodeRecord:
         """Start the SWCI web API (`swci serve`) with the workspace's swci certificate."""

@@ -33,7 +33,7 @@ import numpy as np
 from swarmlearning.merge import DEFAULT_OUTLIER_FACTOR, MergeError, robust_merge, screen
 from swarmlearning.sl.blobs import BlobStore
 from swarmlearning.sl.peerfetch import FetchError, PeerFetcher
-from swarmlearning.sl.snclient import SNClient, SNError
+from swarmlearning.sn.client import SNClient, SNError
 from swarmlearning.weights import Buffer, WeightsError, from_bytes, to_bytes
 
 log = logging.getLogger("swarm.sl")

@@ -22,6 +22,8 @@ from swarmlearning import __version__, jsonbody
 from swarmlearning.chain.rpc_client import RpcUnavailable
 from swarmlearning.identity.principal import Principal
 from swarmlearning.serve import peer_certificate
+from swarmlearning.sn import routes as paths
+from swarmlearning.sn.routes import Route as ApiRoute
 from swarmlearning.sn.service import ServiceError, SwarmService
 
 log = logging.getLogger("swarm.api")
@@ -30,8 +32,9 @@ MAX_BODY_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Endpoint:
-    method: str
-    path: str
+    """One route of the API (its path from `swarmlearning.sn.routes`) and what serves it."""
+
+    route: ApiRoute
     summary: str
     handler: Callable[..., Any]
     status: int = 200
@@ -39,6 +42,14 @@ class Endpoint:
     acts_for: Callable[[dict[str, Any], dict[str, Any]], list[Any]] | None = None
     # the handler takes the caller's Principal as a third argument
     with_caller: bool = False
+
+    @property
+    def method(self) -> str:
+        return self.route.method
+
+    @property
+    def path(self) -> str:
+        return self.route.path
 
 
 def _body(request: Request, raw: bytes) -> dict[str, Any]:
@@ -80,9 +91,9 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
     """The API: (method, path, summary, handler(params, body))."""
     s = service
     return [
-        Endpoint("GET", "/v1/version", "Version and identity of this SN", lambda p, b: info()),
-        Endpoint("GET", "/v1/nodes", "Active nodes (LIST NODES)", lambda p, b: s.list_nodes()),
-        Endpoint("POST", "/v1/nodes", "Register a node (SL, SWOP, SN) under its parent SN; "
+        Endpoint(paths.VERSION, "Version and identity of this SN", lambda p, b: info()),
+        Endpoint(paths.NODES, "Active nodes (LIST NODES)", lambda p, b: s.list_nodes()),
+        Endpoint(paths.REGISTER_NODE, "Register a node (SL, SWOP, SN) under its parent SN; "
                  "the UID is bound to the identity of the caller's certificate",
                  lambda p, b, caller: s.register_node(
                      _field(b, "uid"), _field(b, "node_type"), _field(b, "host"),
@@ -90,43 +101,43 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
                      _field(b, "parent", required=False) or "",
                      _field(b, "taskrunner", required=False) or "", owner=caller),
                  201, with_caller=True),
-        Endpoint("POST", "/v1/nodes/alive", "Report that nodes are alive (one batch per SN)",
+        Endpoint(paths.NODES_ALIVE, "Report that nodes are alive (one batch per SN)",
                  lambda p, b: s.note_alive(_field(b, "uids", list)),
                  acts_for=lambda p, b: _list(b.get("uids"))),
-        Endpoint("DELETE", "/v1/nodes/{uid}", "Mark a node as gone",
+        Endpoint(paths.DEREGISTER_NODE, "Mark a node as gone",
                  lambda p, b: s.deregister_node(p["uid"]) or {},
                  acts_for=lambda p, b: [p["uid"]]),
-        Endpoint("GET", "/v1/contracts", "Training contracts", lambda p, b: s.list_contracts()),
-        Endpoint("POST", "/v1/contracts", "Create a training contract",
+        Endpoint(paths.CONTRACTS, "Training contracts", lambda p, b: s.list_contracts()),
+        Endpoint(paths.CREATE_CONTRACT, "Create a training contract",
                  lambda p, b: s.create_contract(_field(b, "name")), 201),
-        Endpoint("GET", "/v1/contracts/{name}", "Training contract info",
+        Endpoint(paths.CONTRACT, "Training contract info",
                  lambda p, b: s.contract_info(p["name"])),
-        Endpoint("GET", "/v1/contracts/{name}/status", "Training contract state",
+        Endpoint(paths.CONTRACT_STATUS, "Training contract state",
                  lambda p, b: s.contract_status(p["name"])),
-        Endpoint("GET", "/v1/contracts/{name}/perfdata", "Per-peer training progress",
+        Endpoint(paths.PERFDATA, "Per-peer training progress",
                  lambda p, b: s.perfdata(p["name"])),
-        Endpoint("POST", "/v1/contracts/{name}/reset", "Reset a completed training contract",
+        Endpoint(paths.RESET_CONTRACT, "Reset a completed training contract",
                  lambda p, b: s.reset_contract(p["name"])),
-        Endpoint("GET", "/v1/contracts/{name}/rounds/{round}",
+        Endpoint(paths.ROUND,
                  "A sync round ('current' or a number): check-ins and merge; `wait` and `seen` "
                  "make it a long poll",
                  lambda p, b: s.sync_round(p["name"], p["round"], p.get("wait", 0),
                                            p.get("seen", ""))),
-        Endpoint("POST", "/v1/contracts/{name}/checkins",
+        Endpoint(paths.CHECKIN,
                  "Check an SL in for the current round (batched per SN)",
                  lambda p, b: s.checkin(p["name"], _field(b, "uid"), _field(b, "round", int),
                                         _field(b, "contribution"), _field(b, "weight", int),
                                         _field(b, "flags", int),
                                         _field(b, "min_peers", int, required=False) or 0),
                  acts_for=lambda p, b: [b.get("uid")]),
-        Endpoint("POST", "/v1/contracts/{name}/merges", "Record a round's merged model (leader)",
+        Endpoint(paths.RECORD_MERGE, "Record a round's merged model (leader)",
                  lambda p, b: s.record_merge(p["name"], _field(b, "round", int),
                                              _field(b, "leader"), _field(b, "merged"),
                                              _field(b, "participants", list),
                                              bool(b.get("final")),
                                              _field(b, "rejected", list, required=False)),
                  acts_for=lambda p, b: [b.get("leader")]),
-        Endpoint("POST", "/v1/contracts/{name}/progress",
+        Endpoint(paths.PROGRESS,
                  "Report loss, metric and epochs of an SL/ML pair (PERFDATA)",
                  lambda p, b: s.report_progress(p["name"], _field(b, "uid"),
                                                 bool(b.get("leader")), b.get("loss", 0.0),
@@ -134,50 +145,50 @@ def endpoints(service: SwarmService, info: Callable[[], dict[str, Any]]) -> list
                                                 _field(b, "total_epochs", int),
                                                 _field(b, "completed_epochs", int)),
                  acts_for=lambda p, b: [b.get("uid")]),
-        Endpoint("GET", "/v1/tasks", "Tasks, ROOTTASK first", lambda p, b: s.list_tasks()),
-        Endpoint("POST", "/v1/tasks", "Create an empty task header",
+        Endpoint(paths.TASKS, "Tasks, ROOTTASK first", lambda p, b: s.list_tasks()),
+        Endpoint(paths.CREATE_TASK, "Create an empty task header",
                  lambda p, b: s.create_task(b), 201),
-        Endpoint("POST", "/v1/tasks/definitions",
+        Endpoint(paths.REGISTER_TASK,
                  "Register a task from a definition in HPE's task schema (header and body)",
                  lambda p, b: s.register_task(b), 201),
-        Endpoint("GET", "/v1/tasks/{name}", "Task header", lambda p, b: s.task_info(p["name"])),
-        Endpoint("DELETE", "/v1/tasks/{name}", "Delete a task that is not finalized",
+        Endpoint(paths.TASK, "Task header", lambda p, b: s.task_info(p["name"])),
+        Endpoint(paths.DELETE_TASK, "Delete a task that is not finalized",
                  lambda p, b: s.delete_task(p["name"])),
-        Endpoint("GET", "/v1/tasks/{name}/body", "Task body lines, line 0 first",
+        Endpoint(paths.TASK_BODY, "Task body lines, line 0 first",
                  lambda p, b: s.task_body(p["name"])),
-        Endpoint("POST", "/v1/tasks/{name}/body", "Set one body line",
+        Endpoint(paths.SET_TASK_BODY_LINE, "Set one body line",
                  lambda p, b: s.append_task_body(p["name"], _field(b, "index", int),
                                                  _field(b, "line"))),
-        Endpoint("POST", "/v1/tasks/{name}/finalize", "Finalize a task",
+        Endpoint(paths.FINALIZE_TASK, "Finalize a task",
                  lambda p, b: s.finalize_task(p["name"])),
-        Endpoint("GET", "/v1/taskrunners", "Taskrunners", lambda p, b: s.list_taskrunners()),
-        Endpoint("POST", "/v1/taskrunners", "Create a taskrunner",
+        Endpoint(paths.TASKRUNNERS, "Taskrunners", lambda p, b: s.list_taskrunners()),
+        Endpoint(paths.CREATE_TASKRUNNER, "Create a taskrunner",
                  lambda p, b: s.create_taskrunner(_field(b, "name")), 201),
-        Endpoint("GET", "/v1/taskrunners/{name}", "Taskrunner info",
+        Endpoint(paths.TASKRUNNER, "Taskrunner info",
                  lambda p, b: s.taskrunner_info(p["name"])),
-        Endpoint("POST", "/v1/taskrunners/{name}/assign", "Assign a finalized task",
+        Endpoint(paths.ASSIGN_TASK, "Assign a finalized task",
                  lambda p, b: s.assign_task(p["name"], _field(b, "task"),
                                             peers=b.get("peers"),
                                             all_peers=bool(b.get("all_peers")),
                                             target=b.get("target"))),
-        Endpoint("GET", "/v1/taskrunners/{name}/status", "Taskrunner state and peers",
+        Endpoint(paths.TASKRUNNER_STATUS, "Taskrunner state and peers",
                  lambda p, b: s.taskrunner_status(p["name"])),
-        Endpoint("GET", "/v1/taskrunners/{name}/peers", "Enrolled SWOPs",
+        Endpoint(paths.TASKRUNNER_PEERS, "Enrolled SWOPs",
                  lambda p, b: s.taskrunner_peers(p["name"])),
-        Endpoint("GET", "/v1/taskrunners/{name}/peers/{peer}", "One enrolled SWOP",
+        Endpoint(paths.TASKRUNNER_PEER, "One enrolled SWOP",
                  lambda p, b: s.taskrunner_peer_status(p["name"], p["peer"])),
-        Endpoint("POST", "/v1/taskrunners/{name}/enroll", "Enroll a SWOP in the running task",
+        Endpoint(paths.ENROLL, "Enroll a SWOP in the running task",
                  lambda p, b: s.enroll(p["name"], _field(b, "swop_uid"),
                                        _field(b, "group", required=False) or "",
                                        b.get("units", 1)),
                  acts_for=lambda p, b: [b.get("swop_uid")]),
-        Endpoint("POST", "/v1/taskrunners/{name}/peers/{peer}/status",
+        Endpoint(paths.REPORT_PEER_STATUS,
                  "Report an enrolled SWOP's status (RUNNING, COMPLETE, ERROR)",
                  lambda p, b: s.report(p["name"], p["peer"], _field(b, "status"),
                                        _field(b, "description", required=False) or "",
                                        _field(b, "detail", required=False) or ""),
                  acts_for=lambda p, b: [p["peer"]]),
-        Endpoint("POST", "/v1/taskrunners/{name}/reset", "Reset a taskrunner to idle",
+        Endpoint(paths.RESET_TASKRUNNER, "Reset a taskrunner to idle",
                  lambda p, b: s.reset_taskrunner(p["name"])),
     ]
 

@@ -28,3 +28,9 @@ def rows(out: Output, items: list[Any], empty: str = "(none)") -> None:
         return
     for item in items:
         out.line(str(item))
+
+
+def data(out: Output, kind: str, value: Any) -> Any:
+    """Hand the structured result to the output (the web API returns it as DATA), pass it on."""
+    out.data(kind, value)
+    return value

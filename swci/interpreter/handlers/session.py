@@ -1,4 +1,5 @@
-"""Session commands: waits, sleep, the working directory, failure policy, EXIT and HELP."""
+"""Session commands: LIST NODES, waits, sleep, the working directory, failure policy, EXIT
+and HELP."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ from swci.registry import all_specs, command_names, find, handles
 
 WAIT_INTERVAL_SECONDS = 5.0
 WAIT_DEFAULT_RETRIES = 360
+NODE_COLUMNS = ("NodeType", "HostIP", "Port", "ContainerName", "UUID", "ParentUUID", "i-am-alive")
+
+
+@handles(c.ListNodes, "List the nodes registered in the Swarm Network (SN, SL, SWOP) with their "
+                      "parent SN and last sign of life.")
+def list_nodes(interp: Interpreter, cmd: c.ListNodes, out: Output) -> None:
+    nodes = interp.network().list_nodes()
+    out.data("nodes", nodes)
+    out.line(", ".join(NODE_COLUMNS))
+    for node in nodes:
+        out.line(", ".join(str(node.get(column, "")) for column in NODE_COLUMNS))
 
 
 def wait_for_api_server(interp: Interpreter, out: Output, host: str, port: int,
