@@ -11,6 +11,12 @@ by running what it shows through the product's own parsers.
 - ```python blocks compile.
 - Relative links (outside code) point at files that exist in the repository, and a `#fragment`
   at a heading that exists.
+- Paths and modules named in inline code exist: a path that starts at a top-level entry of the
+  repository (`runtime/swarmlearning/sl/rounds.py`, `bench/merge.py`) or at a package's name
+  (`swarmlearning/...`, which is not where it lives) names a file or folder there, and a dotted
+  name of our packages (`swarmlearning.merge.outliers`, `swarmlearning.swci.Swci`) imports.
+  This covers the README, docs/ and the README of every folder. A name that a page says is
+  not there carries `<!-- absent -->` right after its code span, and must then not exist.
 
 A block that is wrong on purpose carries `<!-- invalid -->` on the line before its fence; it
 must then actually fail its check, so that the mistake it shows stays a mistake.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import io
 import re
 import shlex
@@ -394,6 +401,98 @@ def test_code_blocks(path: Path, check: str):
 def test_relative_links(path: Path):
     problems = link_problems(path, path.read_text(encoding="utf-8"))
     assert not problems, "\n".join(problems)
+
+
+# --- (e) paths and modules named in inline code ----------------------------------------------
+
+INLINE_CODE = re.compile(r"(`+)(?P<code>[^`]+?)\1")
+PATH_LIKE = re.compile(r"^[\w.-]+(?:/[\w.*-]*)+(?::\d+(?::\d+)?)?$")
+MODULE_LIKE = re.compile(r"^(?:swci|swarmlearning)(?:\.[A-Za-z_]\w*)+$")
+PACKAGE_NAMES = ("swci", "swarmlearning")
+ABSENT_MARK = "<!-- absent -->"  # right after a code span that names what does not exist
+PATH_DOCS = sorted({*DOCS, *ROOT.glob("*/README.md"), *ROOT.glob("*/*/README.md")})
+
+
+def _top_level() -> set[str]:
+    return {entry.name for entry in ROOT.iterdir() if not entry.name.startswith(".")} | {".ci"}
+
+
+def named_problem(code: str, top_level: set[str]) -> str | None:
+    """What is wrong with a path or dotted module name written in inline code, if anything."""
+    code = code.strip()
+    if PATH_LIKE.match(code) and "*" not in code:
+        first = code.split("/", 1)[0]
+        if first not in top_level and first not in PACKAGE_NAMES:
+            return None  # relative to something else (an example's folder, a container)
+        path = re.sub(r"(?::\d+)+$", "", code)
+        if not (ROOT / path).exists():
+            return f"path {code!r} does not exist in the repository"
+        return None
+    if MODULE_LIKE.match(code):
+        return module_problem(code)
+    return None
+
+
+def module_problem(dotted: str) -> str | None:
+    """None when `dotted` is a module of ours or an attribute of one, else what is wrong."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        name = ".".join(parts[:cut])
+        try:
+            value = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and exc.name.split(".")[0] not in PACKAGE_NAMES:
+                return None  # ours, but it needs a framework that is not installed here
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(value, attribute):
+                if hasattr(value, "__path__"):  # a package without that submodule
+                    return f"no module {dotted!r}"
+                return f"module {name} has no {'.'.join(parts[cut:])!r} (in {dotted!r})"
+            value = getattr(value, attribute)
+        return None
+    return f"no module {dotted!r}"
+
+
+def named_paths_problems(path: Path, text: str) -> list[str]:
+    top_level = _top_level()
+    source = path.relative_to(ROOT)
+    problems = []
+    fenced = {number for block in fenced_blocks(text, str(source))
+              for number in range(block.first_line - 1, block.first_line + len(block.lines) + 1)}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number in fenced:
+            continue
+        for match in INLINE_CODE.finditer(line):
+            problem = named_problem(match["code"], top_level)
+            if line[match.end():].startswith(ABSENT_MARK):  # named as what is not there
+                problem = None if problem else f"{match['code']!r} is marked {ABSENT_MARK}, " \
+                                               "but it exists"
+            if problem:
+                problems.append(f"{source}:{number}: {problem}")
+    return problems
+
+
+@pytest.mark.parametrize("path", PATH_DOCS, ids=_id)
+def test_named_paths_and_modules_exist(path: Path):
+    problems = named_paths_problems(path, path.read_text(encoding="utf-8"))
+    assert not problems, "\n".join(problems)
+
+
+def test_named_paths_check_finds_what_is_gone():
+    page = ("The schemas are in `swarmlearning/schemas`, the merge in "
+            "`runtime/swarmlearning/merge/methods.py`, and `runtime/swarmlearning/no_such.py`; "
+            "see `swarmlearning.merge.outliers`, `swarmlearning.nothing_here` and "
+            "`swarmlearning.swci.Swci`, `swarmlearning.swci.NoSuch`; `model/train.py` is "
+            "an example's own; `swarmlearning.gone`<!-- absent --> is not provided, but "
+            "`swarmlearning.merge`<!-- absent --> is.\n")
+    problems = named_paths_problems(ROOT / "docs" / "broken-example.md", page)
+    assert len(problems) == 5, problems
+    assert "'swarmlearning/schemas' does not exist" in problems[0]
+    assert "'runtime/swarmlearning/no_such.py' does not exist" in problems[1]
+    assert "no module 'swarmlearning.nothing_here'" in problems[2]
+    assert "swarmlearning.swci.NoSuch" in problems[3]
+    assert "'swarmlearning.merge' is marked <!-- absent -->, but it exists" in problems[4]
 
 
 def test_pages_are_listed_in_the_readme():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lark import Token, Tree, UnexpectedInput
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
-from swci.language.parser import line_parser, terminal_literals
+from swci.language.grammar import line_parser, terminal_literals
 from swci.language.syntax import placeholder
 
 VALUE_TERMINALS = ("WORD", "STRING", "INT", "NUMBER", "BODY_LINE")

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 from dataclasses import dataclass
 
-from lark import Lark, UnexpectedInput
+from lark import UnexpectedInput
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
 from swci.language.commands import Command, CommandValueError
 from swci.language.errors import SwciSyntaxError
+from swci.language.expect import describe_expected, expected_at, suggest_keyword
+from swci.language.grammar import line_parser
 from swci.language.transformer import CommandBuilder
-
-
-@functools.cache
-def grammar_text() -> str:
-    """The text of grammar/swci.lark, as shipped in the package."""
-    return (importlib.resources.files("swci.grammar") / "swci.lark").read_text(encoding="utf-8")
-
-
-@functools.cache
-def line_parser() -> Lark:
-    """The LALR parser for one SWCI line (cached; built once per process)."""
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        maybe_placeholders=True,
-        propagate_positions=True,
-        cache=False,
-    )
-
-
-@functools.cache
-def terminal_literals() -> dict[str, str]:
-    """Terminal name -> its literal as the grammar writes it, for terminals that are literals."""
-    return {t.name: t.pattern.value for t in line_parser().terminals if t.pattern.type == "str"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +65,6 @@ class ScriptSyntaxErrors(Exception):
 
 def _syntax_error(exc: UnexpectedInput, text: str, line: int, source: str) -> SwciSyntaxError:
     """Turn a Lark error into a message that names the word, what fits there, and a guess."""
-    from swci.language.expect import describe_expected, expected_at, suggest_keyword
 
     incomplete = isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END")

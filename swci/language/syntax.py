@@ -11,6 +11,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from swci.language.grammar import grammar_text, terminal_literals
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"i?'          # "keyword"i
                     r'|/(?:[^/\\]|\\.)*/[a-z]*'       # /regexp/flags
                     r'|->|[A-Za-z_][A-Za-z_0-9.]*|[\[\]()|*+?]')
@@ -43,7 +45,6 @@ def _strip_comment(line: str) -> str:
 @functools.cache
 def grammar_rules() -> dict[str, RuleSource]:
     """Every rule of the grammar, by name, parsed from the grammar text."""
-    from swci.language.parser import grammar_text
 
     rules: dict[str, RuleSource] = {}
     pending_override: str | None = None
@@ -104,7 +105,6 @@ def pascal(role: str) -> str:
 
 def role_type(role: str) -> str:
     """The display type of a role rule: string, int, number, text, or its keyword choices."""
-    from swci.language.parser import terminal_literals
 
     rule = grammar_rules().get(role)
     if rule is None:

@@ -13,7 +13,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.lexers import Lexer
 
 from swci.language.expect import expected_at
-from swci.language.parser import line_parser
+from swci.language.grammar import line_parser
 
 _STYLES = {"WORD": "class:name", "STRING": "class:string", "INT": "class:number",
            "NUMBER": "class:number", "BODY_LINE": "class:text"}

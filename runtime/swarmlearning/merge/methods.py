@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from swarmlearning.defaults import MERGE_METHODS
 from swarmlearning.merge import kernels
 from swarmlearning.merge.checks import (
     MergeError,
@@ -23,7 +24,7 @@ from swarmlearning.merge.outliers import DEFAULT_OUTLIER_FACTOR, FLOOR, far_outl
 
 log = logging.getLogger(__name__)
 
-METHODS = ("mean", "coordmedian", "geomedian")
+METHODS = MERGE_METHODS
 BACKENDS = ("auto", "numpy", "torch")
 # Weiszfeld: stop when the objective changes by less than this fraction, or after MAX_STEPS
 # steps; distances are clamped below at EPSILON times the mean distance from the start point.

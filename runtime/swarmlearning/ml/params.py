@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_CONTRACT = "defaultbb.cqdb.sml.hpe"
+from swarmlearning.defaults import DEFAULT_CONTRACT, MERGE_METHODS
+
 MAX_CONTRACT_LENGTH = 160
 CHECKIN_MODES = ("inactive", "snapshot", "active")
-MERGE_METHODS = ("mean", "coordmedian", "geomedian")
 HF_MODES = ("full", "peft")
 
 # v0.3.0 name -> current name

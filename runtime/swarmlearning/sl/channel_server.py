@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from swarmlearning.defaults import DEFAULT_CONTRACT, MERGE_METHODS
 from swarmlearning.ml.channel import (
     PROTOCOL_VERSION,
     BadFrame,
@@ -23,7 +24,7 @@ from swarmlearning.sl.blobs import BlobStoreError
 from swarmlearning.sl.rounds import MODES, RoundEngine, RoundResult, Session, SessionError
 
 log = logging.getLogger("swarm.sl")
-METHODS = ("mean", "coordmedian", "geomedian")
+METHODS = MERGE_METHODS
 MAX_CONTRACT = 160
 MAX_WORD = 32
 MAX_EPOCHS = 10**9
@@ -66,7 +67,7 @@ def session_from(params: Any) -> Session:
     """A Session from the `open` request's parameters, checked again on this side."""
     if not isinstance(params, dict):
         raise SessionError("open needs a params object")
-    contract = params.get("trainingContract") or "defaultbb.cqdb.sml.hpe"
+    contract = params.get("trainingContract") or DEFAULT_CONTRACT
     if not isinstance(contract, str) or len(contract) > MAX_CONTRACT:
         raise SessionError(f"trainingContract must be a name of at most {MAX_CONTRACT} "
                            "characters" + _length(contract))

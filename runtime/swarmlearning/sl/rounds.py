@@ -15,6 +15,10 @@ Every decision is made from chain state that all peers see alike (through their 
   shows them); the contract accepts one merge per round,
   so a returning old leader finds the round done and just takes the merged model;
 - round 0 of a contract is the initial sync: the leader's own weights become everyone's start.
+
+One piece: this is the sync round engine, one state machine (check in, wait for the quorum, lead
+or follow, take over from a silent leader, fetch the merge) over one lock and one clock; each
+step reads the state the others leave, so split apart they would share their internals.
 """
 
 from __future__ import annotations

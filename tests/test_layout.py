@@ -1,0 +1,178 @@
+"""The layout holds: no import cycle in either package, no module over 500 lines without its
+reason, one SN API client, and a command's class, help, handler and grammar rule in places of
+one name.
+
+The import graph is read from the source (every `import`, function-level ones included, since
+hiding a cycle in a function still makes one), not from a running process."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from swarmlearning.sn import routes
+from swci.language.commands import COMMAND_CLASSES
+from swci.registry import AREAS, all_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"swci": ROOT / "swci", "swarmlearning": ROOT / "runtime" / "swarmlearning"}
+LINE_LIMIT = 500
+ONE_PIECE = "One piece:"  # how a long module's docstring starts the sentence that says why
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    path: Path
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.name == "__init__.py"
+
+
+def modules() -> dict[str, Module]:
+    """Every module of both packages, by dotted name, found from the files."""
+    found = {}
+    for top, root in PACKAGES.items():
+        for path in sorted(root.rglob("*.py")):
+            parts = [top, *path.relative_to(root).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = Module(".".join(parts), path)
+    return found
+
+
+def imported(module: Module, known: dict[str, Module]) -> set[str]:
+    """The modules of ours that `module` imports anywhere in its file. `from P import n` counts
+    as importing P.n when that is a module (P, an enclosing package, is imported anyway)."""
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(module.path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.name.split(".")
+                if not module.is_package:
+                    base.pop()
+                base = base[:len(base) - (node.level - 1)]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                child = f"{source}.{alias.name}"
+                targets.add(child if child in known else source)
+    return {name for name in targets if name in known and name != module.name}
+
+
+def import_graph() -> nx.DiGraph:
+    known = modules()
+    graph = nx.DiGraph()
+    graph.add_nodes_from(known)
+    for module in known.values():
+        graph.add_edges_from((module.name, target) for target in imported(module, known))
+    return graph
+
+
+def test_no_import_cycles():
+    cycles = sorted(" -> ".join([*cycle, cycle[0]]) for cycle in nx.simple_cycles(import_graph()))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_graph_sees_imports():
+    """The graph is not empty by mistake: known edges, function-level ones included."""
+    graph = import_graph()
+    assert graph.has_edge("swci.interpreter.interpreter", "swci.registry")
+    assert graph.has_edge("swarmlearning.sl.rounds", "swarmlearning.sn.client")
+    assert graph.number_of_edges() > 200
+
+
+def test_the_ml_side_imports_no_node_runtime():
+    """What a training process imports needs only numpy and its framework (Python 3.8+)."""
+    graph = import_graph()
+    ml_side = ["swarmlearning.ml", "swarmlearning.pyt", "swarmlearning.tf",
+               "swarmlearning.weights"]
+    allowed = re.compile(r"^swarmlearning(\.(ml|pyt|tf|hf_transformers|weights|defaults|jsonbody)"
+                         r"(\..*)?)?$")
+    for start in ml_side:
+        if start in graph:
+            reached = nx.descendants(graph, start) | {start}
+            assert all(allowed.match(name) for name in reached), sorted(reached)
+
+
+def test_long_modules_say_why():
+    long = []
+    for module in modules().values():
+        lines = module.path.read_text(encoding="utf-8").count("\n")
+        if lines > LINE_LIMIT:
+            docstring = ast.get_docstring(ast.parse(module.path.read_text(encoding="utf-8"))) or ""
+            if ONE_PIECE not in docstring:
+                long.append(f"{module.path.relative_to(ROOT)}: {lines} lines")
+    assert not long, (f"modules over {LINE_LIMIT} lines whose docstring does not say why they "
+                      f"are one piece ('{ONE_PIECE} ...'):\n" + "\n".join(long))
+
+
+def _sn_path_literals(path: Path) -> list[str]:
+    """String literals (and f-string heads) in a file that begin with an SN API path."""
+    prefixes = tuple(sorted({"/".join(route.path.split("/")[:3])
+                             for route in vars(routes).values()
+                             if isinstance(route, routes.Route)}))
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        text = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(
+                node.values[0], ast.Constant):
+            text = str(node.values[0].value)
+        if text is not None and text.startswith(prefixes):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    return found
+
+
+def test_sn_api_paths_are_spelled_once():
+    """Only the route table spells the SN API's paths; the server and the client take them
+    from it."""
+    spelled = [hit for module in modules().values()
+               if module.name != "swarmlearning.sn.routes"
+               for hit in _sn_path_literals(module.path)]
+    assert not spelled, "SN API paths outside swarmlearning/sn/routes.py:\n" + "\n".join(spelled)
+
+
+def test_route_urls_quote_every_parameter():
+    assert routes.TASKRUNNER_PEER.url(name="a/b c", peer=3) == "/v1/taskrunners/a%2Fb%20c/peers/3"
+    with pytest.raises(TypeError, match="takes"):
+        routes.TASK.url(task="x")
+
+
+def test_handlers_sit_in_the_area_of_their_command():
+    """A command's class lives in swci/language/commands/<area>.py; its handler and help in
+    swci/interpreter/handlers/<area>.py."""
+    wrong = [f"{spec.name}: class in {spec.area}, handler in {spec.handler.__module__}"
+             for spec in all_specs()
+             if spec.handler.__module__ != f"swci.interpreter.handlers.{spec.area}"]
+    assert not wrong, "\n".join(wrong)
+    assert {spec.area for spec in all_specs()} == set(AREAS)
+
+
+def test_grammar_sections_follow_the_areas():
+    """Each command rule is defined in the grammar section marked with its area."""
+    grammar = (ROOT / "grammar" / "swci.lark").read_text(encoding="utf-8")
+    area, where = None, {}
+    for line in grammar.splitlines():
+        marker = re.match(r"^// area: (\w+)$", line)
+        if marker:
+            area = marker[1]
+        elif line.startswith("// ----"):
+            area = None
+        rule = re.match(r"^\??(\w+):", line)
+        if rule and area is not None:
+            where[rule[1]] = area
+    areas = {rule: cls.__module__.rsplit(".", 1)[-1] for rule, cls in COMMAND_CLASSES.items()}
+    misplaced = {rule: (where.get(rule), area) for rule, area in areas.items()
+                 if where.get(rule) != area}
+    assert not misplaced, f"rule: (grammar section, command area): {misplaced}"
