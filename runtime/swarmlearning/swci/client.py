@@ -1,88 +1,51 @@
 """Swci: the SWCI web client of HPE's wheel, for programs written against it. Each method sends
-one SWCI command to `swci serve` (POST /exec?cmd=...) and returns the reply's output lines; a
-failed command returns [] and getErrors() says why."""
+one SWCI command to `swci serve` (POST /exec?cmd=...) through the SwciSession it builds on and
+returns the reply's output lines; a failed command returns [] and getErrors() says why."""
 
 from __future__ import annotations
 
 import logging
 import os
-import ssl
 import time
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 
-import httpx
+from swarmlearning.defaults import (
+    DEFAULT_CONTRACT,
+    DEFAULT_TASKRUNNER,
+    SN_API_PORT,
+    SWCI_WEB_PORT,
+)
+from swarmlearning.states import TERMINAL_RUNNER_STATES
+from swarmlearning.swci.session import SwciCacheKey, SwciSession
+from swarmlearning.swci.topology import DEFAULT_FILE as DEFAULT_TOPOLOGY_FILE
+from swarmlearning.swci.topology import (
+    build_graph,
+    draw_png,
+    label_columns,
+    parse_nodes,
+    require_plotting,
+)
+from swarmlearning.swci.weblog import HANDLER_MARK
+from swarmlearning.swci.weblog import LOGGER_NAME as LOGGER_NAME
 
-from swarmlearning.swci import topology, transport
-
-DEFAULT_TASKRUNNER = "defaulttaskbb.taskdb.sml.hpe"
-DEFAULT_CONTRACT = "defaultbb.cqdb.sml.hpe"
-DEFAULT_SN_API_PORT = 30304
-DEFAULT_WEB_PORT = 30306
-
-LOGGER_NAME = "swci-web"
-LOG_FILE_ENV = "SWCI_WEB_LOG"  # the default logger's file; empty: console only
-DEFAULT_LOG_FILE = "swci-web.log"
-_OUR_HANDLER = "_swarmlearning_swci_handler"
+# The names these facts had here before they were written once in swarmlearning.defaults,
+# swarmlearning.states and swarmlearning.swci.weblog (LOGGER_NAME too, imported above).
+DEFAULT_SN_API_PORT = SN_API_PORT
+DEFAULT_WEB_PORT = SWCI_WEB_PORT
+DONE_STATES = TERMINAL_RUNNER_STATES
+_OUR_HANDLER = HANDLER_MARK
 
 MAX_WAIT_ENV = ("SWCI_RUN_TASK_MAX_WAIT_TIME", "SWCI_TASK_MAX_WAIT_TIME")  # minutes
 DEFAULT_MAX_WAIT_MINUTES = 120.0
 MIN_POLL_SECONDS = 1.0
-DONE_STATES = ("COMPLETE", "ERROR", "IDLE")
 RULE = "=" * 40
 
 # Replaced by tests, so polling runs without waiting.
 _sleep = time.sleep
 _monotonic = time.monotonic
 
-
-class SwciCacheKey(Enum):
-    """Commands whose replies are cached; the names and the trailing spaces are HPE's."""
-
-    GET_CONTEXT_INFO = "get context info "
-    GET_CONTRACT_INFO = "get contract info "
-    GET_TASK_BODY = "get task body "
-    GET_TASK_INFO = "get task info "
-    GET_TASKRUNNER_INFO = "get taskrunner info "
-    LIST_CONTEXT = "list contexts"
-    LIST_CONTRACTS = "list contracts"
-    LIST_TASKS = "list tasks"
-    LIST_TASKRUNNERS = "list taskrunners"
-
-
 _K = SwciCacheKey
-
-
-def _default_logger(level: int | str) -> logging.Logger:
-    """The 'swci-web' logger writing to the console and to SWCI_WEB_LOG (default swci-web.log).
-    Handlers this module added before are replaced, so repeated clients do not repeat lines."""
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        if getattr(handler, _OUR_HANDLER, False):
-            logger.removeHandler(handler)
-            handler.close()
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    log_file = os.environ.get(LOG_FILE_ENV, DEFAULT_LOG_FILE)
-    if log_file:
-        handlers.append(logging.FileHandler(log_file, delay=True))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        setattr(handler, _OUR_HANDLER, True)
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    return logger
-
-
-def _level(value: int | str) -> int:
-    """A logging level from logging.INFO-style numbers or 'INFO'-style names; WARNING otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value in (logging.CRITICAL, logging.ERROR, logging.WARNING,
-                                  logging.INFO, logging.DEBUG) else logging.WARNING
-    names = {"CRITICAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
-             "INFO": logging.INFO, "DEBUG": logging.DEBUG}
-    return names.get(str(value).strip().upper(), logging.WARNING)
 
 
 def _field(lines: Sequence[str], name: str) -> str | None:
@@ -108,132 +71,10 @@ def _max_wait_minutes(logger: logging.Logger) -> float:
     return DEFAULT_MAX_WAIT_MINUTES
 
 
-class Swci:
+class Swci(SwciSession):
     """A client of the SWCI web API (`swci serve`, HPE's SWCI_MODE=WEB), with HPE's methods."""
 
-    def __init__(self, swciIp: str, port: int = DEFAULT_WEB_PORT,
-                 clientCert: str | os.PathLike[str] | None = None,
-                 clientPKey: str | os.PathLike[str] | None = None,
-                 clientCABundle: str | os.PathLike[str] | None = None,
-                 logger: logging.Logger | None = None,
-                 logLv: int | str = logging.WARNING,
-                 enableCaching: bool = True,
-                 *, _transport: httpx.BaseTransport | None = None) -> None:
-        if isinstance(logger, logging.Logger):
-            self._logger = logger
-        else:
-            self._logger = _default_logger(_level(logLv))
-            self._logger.info("Using the default SWCI web logger")
-        if swciIp is None or not str(swciIp).strip():
-            self._logger.error("SWCI IP not provided!")
-            raise RuntimeError("SWCI IP not provided!")
-        if not isinstance(port, int) or isinstance(port, bool):
-            self._logger.error("SWCI Port not Integer!")
-            raise RuntimeError("SWCI Port not Integer!")
-        if clientPKey is not None and clientCert is None:
-            raise RuntimeError("clientPKey given without clientCert")
-
-        secure = clientCert is not None or clientCABundle is not None
-        verify: ssl.SSLContext | bool = True
-        if secure:
-            verify = transport.tls_context(clientCert, clientPKey, clientCABundle, self._logger)
-        else:
-            self._logger.warning("No clientCert given: connecting over plain HTTP as HPE's "
-                                 "client does; a server that requires mutual TLS refuses this")
-        self._secure = secure
-        base = transport.base_url(str(swciIp).strip(), port, secure)
-        self._exec_url = f"{base}/exec"
-        self._upload_url = f"{base}/uploadTaskDef"
-        self._http = transport.http_client(verify, _transport)
-        self._timeout = transport.command_timeout(self._logger)
-        self._logger.info("SWCI URL prefix = %s?cmd=", self._exec_url)
-
-        self._enable_caching = bool(enableCaching)
-        self._cache: dict[str, list[str]] = {}
-        self._error: list[str] | None = None
-
-    # -- local -------------------------------------------------------------------------------------
-
-    def setLogLevel(self, logLv: int | str) -> None:
-        """Set the logger's level: logging.DEBUG ... logging.CRITICAL, or their names."""
-        self._logger.setLevel(_level(logLv))
-
-    def getErrors(self) -> str | None:
-        """The error of the last command (its ERROR line), or None when it succeeded."""
-        return "\n".join(self._error) if self._error else None
-
-    def clearCache(self) -> None:
-        """Forget every cached reply."""
-        self._cache.clear()
-
-    def close(self) -> None:
-        """Close the HTTP connections (not part of HPE's API)."""
-        self._http.close()
-
-    def __enter__(self) -> Swci:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- the one way a command is sent -------------------------------------------------------------
-
-    def _fail(self, line: str) -> list[str]:
-        self._logger.error(line)
-        self._error = [line]
-        return []
-
-    def _forget(self, *keys: str) -> None:
-        for key in keys:
-            self._cache.pop(key, None)
-
-    def _exec(self, command: str, cache: bool = False, read_timeout: float | None = None,
-              ) -> list[str]:
-        """Send one command; its output lines, or [] with the error kept for getErrors()."""
-        use_cache = cache and self._enable_caching
-        if use_cache and self._cache.get(command):
-            self._error = None
-            return list(self._cache[command])
-        self._logger.debug("POST %s cmd=%s", self._exec_url, command)
-        try:
-            reply = self._http.post(self._exec_url, params={"cmd": command},
-                                    timeout=transport.request_timeout(read_timeout
-                                                                      or self._timeout))
-        except httpx.HTTPError as exc:
-            self._logger.debug("POST failed: %r", exc)
-            hint = ("" if self._secure else
-                    " (plain HTTP: a server that requires mutual TLS needs clientCert and "
-                    "clientPKey)")
-            return self._fail(f"ERROR : Exception occurred during POST request: "
-                              f"{exc or type(exc).__name__}{hint}")
-        try:
-            result = reply.json()
-        except ValueError:
-            return self._fail(f"ERROR : SWCI server replied HTTP {reply.status_code} without "
-                              f"JSON: {reply.text[:200]!r}")
-        if not result:
-            self._logger.warning("ERROR : Command did not produce output")
-            self._error = ["ERROR : Command did not produce output"]
-            return []
-        content = result.get("CONTENT") if isinstance(result, dict) else None
-        if not isinstance(content, list):
-            return self._fail(f"ERROR : SWCI server reply (HTTP {reply.status_code}) has no "
-                              "CONTENT list")
-        lines: list[str] = []
-        for element in content:
-            text = str(element)
-            if text.lstrip().startswith("ERROR "):
-                return self._fail(text.strip())
-            lines.extend(line.strip() for line in text.splitlines())
-        if reply.is_error:
-            return self._fail(f"ERROR : SWCI server replied HTTP {reply.status_code}"
-                              + (f": {lines[0]}" if lines else ""))
-        if lines and use_cache:
-            self._cache[command] = list(lines)
-        self._error = None
-        return lines
-
-    # -- session -----------------------------------------------------------------------------------
+    # -- the server's shell ---------------------------------------------------------------------
 
     def ls(self, optStr: str = "") -> list[str]:
         """List a directory of the SWCI server (`ls [options and paths]`)."""
@@ -262,7 +103,7 @@ class Swci:
     # -- contexts ----------------------------------------------------------------------------------
 
     def createContext(self, ctxName: str, ip: str | None = None,
-                      port: int = DEFAULT_SN_API_PORT, service: str | None = None) -> list[str]:
+                      port: int = SN_API_PORT, service: str | None = None) -> list[str]:
         """Create a context for an SN API server given by ip (and port) or by service
         (host[:port], for a reverse proxy); one of the two is required."""
         if ip is None and service is None:
@@ -382,29 +223,7 @@ class Swci:
         path = Path(taskFilePath).expanduser().resolve()
         if not path.is_file():
             raise RuntimeError(f"Task definition file not found : {path}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RuntimeError(f"Task definition file cannot be read : {path} "
-                               f"({exc.strerror or exc})") from exc
-        try:
-            reply = self._http.post(self._upload_url,
-                                    files={"file": (path.name, data, "application/x-yaml")},
-                                    timeout=transport.request_timeout(transport.UPLOAD_TIMEOUT))
-        except httpx.HTTPError as exc:
-            self._logger.error("Task definition upload failed: %s", exc)
-            raise RuntimeError(f"Task definition file upload failed: {exc}") from exc
-        self._error = None
-        try:
-            content = reply.json().get("CONTENT") or []
-        except (ValueError, AttributeError):
-            content = []
-        errors = [str(c).strip() for c in content if str(c).lstrip().startswith("ERROR ")]
-        if errors:
-            self._fail(errors[0])
-        elif reply.is_error:
-            self._fail(f"ERROR : SWCI server replied HTTP {reply.status_code} to the upload")
-        return reply.text
+        return self._upload(path)
 
     uploadTaskDefinition = uploadTaskDefintion
 
@@ -450,7 +269,7 @@ class Swci:
             raise RuntimeError(self.getErrors() or
                                f"ERROR : no status for taskrunner {trName}")
         state = _field(status, "TASK_STATE")
-        return state is not None and state.upper() in DONE_STATES
+        return state is not None and state.upper() in TERMINAL_RUNNER_STATES
 
     def executeTask(self, taskName: str, tr: str = DEFAULT_TASKRUNNER,
                     peers: int = 1, pollWaitInSec: float = 120,
@@ -507,16 +326,18 @@ class Swci:
         and host IP plus the columns named in attrs (Port, ContainerName, UUID, ParentUUID,
         i-am-alive). Returns the PNG's path, or None when LIST NODES fails (see getErrors).
         Needs networkx and matplotlib (ImportError naming the pip command otherwise)."""
-        topology.require_plotting()
-        extra = topology.label_columns(attrs)
+        require_plotting()
+        extra = label_columns(attrs)
         lines = self.listNodes()
         if not lines:
             return None
-        graph = topology.build_graph(topology.parse_nodes(lines), SNColour, SWOPColor, SLColor,
-                                     extra)
-        target = topology.draw_png(graph, topology.DEFAULT_FILE if path is None else path)
+        graph = build_graph(parse_nodes(lines), SNColour, SWOPColor, SLColor, extra)
+        target = draw_png(graph, DEFAULT_TOPOLOGY_FILE if path is None else path)
         self._logger.info("Topology written to %s", target)
         return str(target)
+
+
+swci = Swci
 
 
 swci = Swci
