@@ -4,12 +4,13 @@ EXIT ON FAILURE, EXIT), one line or a whole parsed script at a time."""
 from __future__ import annotations
 
 import enum
+import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from swci.interpreter.output import Output
-from swci.interpreter.state import Context, SessionState
+from swci.interpreter.state import DEFAULT_API_PORT, Context, SessionState
 from swci.language.commands import Command
 from swci.language.errors import SwciSyntaxError
 from swci.language.parser import ScriptLine, parse_line
@@ -60,8 +61,6 @@ class Interpreter:
         """host and port of an SN API server. A host that names a local node started from this
         workspace (START SN sn1) resolves to its address and API port, as a container name does
         on HPE's Docker networks, so HPE scripts saying `create context c with ip sn1` run."""
-        from swci.interpreter.state import DEFAULT_API_PORT
-
         if port is None:
             record = _local_node(self.state.workspace_dir(), host)
             if record is not None:
@@ -165,8 +164,6 @@ class Interpreter:
 
 def _local_node(workspace: Path, name: str) -> dict | None:
     """The record of a local SN named `name`, when the workspace has one (plain JSON read)."""
-    import json
-
     if not name.replace("-", "").replace("_", "").isalnum():
         return None
     path = workspace / "nodes" / f"{name}.json"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_API_PORT = 30304
+from swarmlearning.defaults import SN_API_PORT, workspace_root
+
+DEFAULT_API_PORT = SN_API_PORT
 DEFAULT_SERVICE_PORT = 443
 HPE_USR_DIR = "/platform/swarm/usr"
 
@@ -44,10 +46,7 @@ class SessionState:
     def workspace_dir(self) -> Path:
         """Where local nodes live: --workspace, SWARM_WORKSPACE, or ./.swarm from the start."""
         if self.workspace is None:
-            import os
-
-            self.workspace = Path(os.environ.get("SWARM_WORKSPACE") or
-                                  self.cwd / ".swarm").resolve()
+            self.workspace = workspace_root(cwd=self.cwd).resolve()
         return self.workspace
 
     @property

@@ -9,10 +9,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarmlearning.defaults import SL_FS_PORT, SN_API_PORT
 from swarmlearning.identity.options import add_identity_arguments, identity_from_arguments
 from swarmlearning.identity.tls import Identity
 
-DEFAULT_FS_PORT = 30305
+DEFAULT_FS_PORT = SL_FS_PORT
 MAX_SOCKET_PATH = 100
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -53,7 +54,7 @@ class SLConfig:
     identity: Identity
     data_dir: Path
     sn_ip: str = "127.0.0.1"
-    sn_api_port: int = 30304
+    sn_api_port: int = SN_API_PORT
     host_ip: str = "127.0.0.1"
     fs_port: int = DEFAULT_FS_PORT
     name: str = "sl"
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The run-sl options."""
     parser.add_argument("--sn-ip", default="127.0.0.1", metavar="IP",
                         help="address of this SL's SN (default %(default)s)")
-    parser.add_argument("--sn-api-port", type=int, default=30304, metavar="P",
+    parser.add_argument("--sn-api-port", type=int, default=SN_API_PORT, metavar="P",
                         help="the SN's API port (default %(default)s)")
     parser.add_argument("--host-ip", default="127.0.0.1", metavar="IP",
                         help="this SL's address: its file server listens there and peers "

@@ -6,11 +6,12 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmlearning.defaults import SN_API_PORT, SN_P2P_PORT
 from swarmlearning.identity.options import add_identity_arguments, identity_from_arguments
 from swarmlearning.identity.tls import Identity
 
-DEFAULT_API_PORT = 30304
-DEFAULT_P2P_PORT = 30303
+DEFAULT_API_PORT = SN_API_PORT
+DEFAULT_P2P_PORT = SN_P2P_PORT
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmlearning.defaults import SN_API_PORT
 from swarmlearning.identity.options import add_identity_arguments, identity_from_arguments
 from swarmlearning.identity.tls import Identity
 from swarmlearning.sl.config import SLConfigError, env_flag
@@ -30,7 +31,7 @@ class SwopConfig:
     profile: Profile
     data_dir: Path
     sn_ip: str = "127.0.0.1"
-    sn_api_port: int = 30304
+    sn_api_port: int = SN_API_PORT
     host_ip: str = "127.0.0.1"
     name: str = "swop"
     runtime: str = "auto"
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sn-ip", default="127.0.0.1", metavar="IP",
                         help="this SWOP's SN, unless the profile's apisrv names one "
                              "(default %(default)s)")
-    parser.add_argument("--sn-api-port", type=int, default=30304, metavar="P",
+    parser.add_argument("--sn-api-port", type=int, default=SN_API_PORT, metavar="P",
                         help="the SN's API port (default %(default)s)")
     parser.add_argument("--sn-api-service", default=None, metavar="HOST[:PORT]",
                         help="the SN's API as a service name, instead of --sn-ip/--sn-api-port")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from swarmlearning.defaults import SN_API_PORT
 from swarmlearning.swop.profile import Profile
 
 DESCRIPTION_LIMIT = 160
@@ -57,7 +58,7 @@ class TaskContext:
     prereq: TaskDefinition | None = None
     host_ip: str = "127.0.0.1"
     sn_ip: str = "127.0.0.1"
-    sn_api_port: int = 30304
+    sn_api_port: int = SN_API_PORT
     identity: Any = None
     keep: bool = False
     log: Callable[[str], None] = print

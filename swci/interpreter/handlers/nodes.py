@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from swarmlearning.defaults import SL_FS_PORT, SN_API_PORT, SN_P2P_PORT
 from swci.interpreter.interpreter import CommandFailed, Interpreter
 from swci.interpreter.output import Output, table
 from swci.language import commands as c
@@ -39,8 +40,8 @@ def _started(interp: Interpreter, out: Output, what: str,
 def start_sn(interp: Interpreter, cmd: c.StartSn, out: Output) -> None:
     record = _started(interp, out, f"SN {cmd.node_name}", lambda ws: ws.start_sn(
         cmd.node_name, sentinel=cmd.is_sentinel, sentinel_ip=cmd.sentinel_ip,
-        sentinel_port=cmd.sentinel_port, api_port=cmd.api_port or 30304,
-        p2p_port=cmd.p2p_port or 30303, org=cmd.org_name))
+        sentinel_port=cmd.sentinel_port, api_port=cmd.api_port or SN_API_PORT,
+        p2p_port=cmd.p2p_port or SN_P2P_PORT, org=cmd.org_name))
     role = "SENTINEL" if record.role == "sentinel" else "SN"
     out.line(f"{role} {record.name} STARTED : pid {record.pid}, API "
              f"{record.host}:{record.ports['api']}")
@@ -65,7 +66,7 @@ def stop_sn(interp: Interpreter, cmd: c.StopSn, out: Output) -> None:
                     "exits when it ends; without ML, point your program at the channel shown.")
 def start_sl(interp: Interpreter, cmd: c.StartSl, out: Output) -> None:
     record = _started(interp, out, f"SL {cmd.node_name}", lambda ws: ws.start_sl(
-        cmd.node_name, sn=cmd.sn_node, fs_port=cmd.fs_port or 30305,
+        cmd.node_name, sn=cmd.sn_node, fs_port=cmd.fs_port or SL_FS_PORT,
         ml_cmd=cmd.ml_command or ""))
     out.line(f"SL {record.name} STARTED : pid {record.pid}, file server "
              f"{record.host}:{record.ports['fs']}")
