@@ -12,7 +12,7 @@ import pytest
 from swarmlearning.identity.pki import generate_pki
 from swarmlearning.swop.config import SwopConfigError, add_arguments, from_arguments
 from swarmlearning.swop.node import RuntimeUnavailable, choose_runtime
-from swarmlearning.swop.process_runtime import ProcessRuntime
+from swarmlearning.swop.runtimes.process import ProcessRuntime
 
 PROFILES = Path(__file__).parent / "data" / "swop"
 
@@ -67,7 +67,7 @@ def test_a_missing_or_bad_profile_is_a_config_error(tmp_path: Path, pki) -> None
 
 def test_the_runtime_follows_the_profile_and_the_engine(tmp_path: Path, pki,
                                                         monkeypatch) -> None:
-    monkeypatch.setattr("swarmlearning.swop.docker_runtime.docker_available",
+    monkeypatch.setattr("swarmlearning.swop.runtimes.docker.docker_available",
                         lambda: (False, "no Docker engine is reachable: test"))
     docker_profile = config(tmp_path, pki, "profile_two_nodes.yaml")
     assert docker_profile.profile.mgrtype == "DOCKER"

@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from swarmlearning.swop.content import (
-    ContentError,
-    download,
-    extract,
-    run_ops,
-    volume_names,
-)
+from swarmlearning.swop.content.common import ContentError
+from swarmlearning.swop.content.download import download
+from swarmlearning.swop.content.extract import extract
+from swarmlearning.swop.content.opslist import run_ops, volume_names
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 

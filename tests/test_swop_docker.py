@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from swarmlearning.swop import docker_runtime as dr
-from swarmlearning.swop.docker_runtime import DockerRuntime, docker_available
-from swarmlearning.swop.docker_specs import (
+from swarmlearning.swop.profile import parse_profile
+from swarmlearning.swop.runtimes import docker as dr
+from swarmlearning.swop.runtimes.docker import DockerRuntime, docker_available
+from swarmlearning.swop.runtimes.docker_specs import (
     container_options,
     gpu_request,
     image_ref,
     registry_of,
     render_dockerfile,
 )
-from swarmlearning.swop.profile import parse_profile
 from swarmlearning.swop.tasks import TaskContext, TaskDefinition, TaskFailed
 
 # -- a recording stand-in for the docker SDK ---------------------------------------------------

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from swarmlearning.swop.process_runtime import ProcessRuntime, safe_name, visible_gpus
 from swarmlearning.swop.profile import parse_profile
+from swarmlearning.swop.runtimes.process import ProcessRuntime, safe_name, visible_gpus
 from swarmlearning.swop.tasks import TaskContext, TaskDefinition, TaskFailed, clip
 from swarmlearning.swop.userenv import EnvBuilder, UserEnv, join_steps
 from tests.test_swop import marker_wheel

@@ -11,19 +11,18 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
 
 import yaml
 
 from swarmlearning import __version__
+from swarmlearning.defaults import READY_LINES, ROOT_TASK, NodeKind
 from swarmlearning.identity.tls import client_context
 from swarmlearning.nodes.uid import node_uid
 from swarmlearning.schemas import parse_task_body
-from swarmlearning.sl.snclient import STOP_RETRY_SECONDS, SNClient, SNError
+from swarmlearning.sn.client import STOP_RETRY_SECONDS, SNClient, SNError
 from swarmlearning.swop.config import SwopConfig
-from swarmlearning.swop.process_runtime import safe_name
 from swarmlearning.swop.processes import ChildRegistry
+from swarmlearning.swop.runtimes.process import safe_name
 from swarmlearning.swop.sandbox import clear_task_dir
 from swarmlearning.swop.tasks import (
     DESCRIPTION_LIMIT,
@@ -36,8 +35,7 @@ from swarmlearning.swop.tasks import (
 )
 
 log = logging.getLogger("swarm.swop")
-READY_LINE = "Starting SWARM-OPERATOR on taskrunner: "
-ROOT_TASK = "ROOTTASK"
+READY_LINE = READY_LINES[NodeKind.SWOP]
 PROGRESS_SECONDS = 5.0
 OPERATIONS = {"MAKE_USER_CONTAINER": "build_user_container", "PULL_IMAGE": "pull_image",
               "MAKE_SWARM_USER_CONTENT": "make_content", "RUN_SWARM": "run_swarm"}
@@ -47,44 +45,29 @@ class TaskUnreadable(ValueError):
     """A task's body cannot be read back from the chain (it is not HPE's task YAML)."""
 
 
-class TaskrunnerClient(SNClient):
-    """The taskrunner part of the SN API, as a SWOP uses it."""
+def read_task(sn: SNClient, name: str) -> TaskDefinition:
+    """A task's header and body from the chain, the body read as HPE's task YAML."""
+    info = sn.task_info(name)
+    lines = sn.task_body(name)
+    try:
+        body = parse_task_body(lines[1:]) if len(lines) > 1 else {}
+    except yaml.YAMLError as exc:
+        raise TaskUnreadable(f"task {name}: its body is not YAML "
+                             f"({str(exc).splitlines()[0]})") from None
+    except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
+        raise TaskUnreadable(f"task {name}: its body cannot be read "
+                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(body, dict):
+        raise TaskUnreadable(f"task {name}: its body is not a mapping of HPE's task fields")
+    return TaskDefinition(name=info["NAME"], task_type=info["TYPE"], author=info["AUTHOR"],
+                          prereq=info["PREREQ"], outcome=info["OUTCOME"], body=body)
 
-    def _runner(self, name: str) -> str:
-        return f"/v1/taskrunners/{quote(name, safe='')}"
 
-    def status(self, runner: str) -> dict[str, Any]:
-        return self.call("GET", self._runner(runner) + "/status")
-
-    def peer(self, runner: str, uid: str) -> dict[str, Any]:
-        return self.call("GET", self._runner(runner) + f"/peers/{quote(uid, safe='')}")
-
-    def enroll(self, runner: str, uid: str, group: str, units: int) -> dict[str, Any]:
-        return self.call("POST", self._runner(runner) + "/enroll",
-                         {"swop_uid": uid, "group": group, "units": units})
-
-    def report(self, runner: str, uid: str, status: str, description: str,
-               detail: str = "") -> dict[str, Any]:
-        return self.call("POST", self._runner(runner) + f"/peers/{quote(uid, safe='')}/status",
-                         {"status": status, "description": clip(description, DESCRIPTION_LIMIT),
-                          "detail": clip(detail, DETAIL_LIMIT)})
-
-    def task(self, name: str) -> TaskDefinition:
-        path = f"/v1/tasks/{quote(name, safe='')}"
-        info = self.call("GET", path)
-        lines = self.call("GET", path + "/body")
-        try:
-            body = parse_task_body(lines[1:]) if len(lines) > 1 else {}
-        except yaml.YAMLError as exc:
-            raise TaskUnreadable(f"task {name}: its body is not YAML "
-                                 f"({str(exc).splitlines()[0]})") from None
-        except (RecursionError, ValueError) as exc:  # nested too deep, a number too long
-            raise TaskUnreadable(f"task {name}: its body cannot be read "
-                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
-        if not isinstance(body, dict):
-            raise TaskUnreadable(f"task {name}: its body is not a mapping of HPE's task fields")
-        return TaskDefinition(name=info["NAME"], task_type=info["TYPE"], author=info["AUTHOR"],
-                              prereq=info["PREREQ"], outcome=info["OUTCOME"], body=body)
+def send_report(sn: SNClient, runner: str, uid: str, status: str, description: str,
+                detail: str = "") -> None:
+    """This SWOP's status in its taskrunner, with the texts clipped to what the chain keeps."""
+    sn.report(runner, uid, status, clip(description, DESCRIPTION_LIMIT),
+              clip(detail, DETAIL_LIMIT))
 
 
 @dataclass
@@ -116,8 +99,8 @@ class SwarmOperator:
         self.uid = node_uid(config.data_dir)
         self.stop = threading.Event()
         tls = client_context(config.identity)
-        self.sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
-        self.job_sn = TaskrunnerClient(config.sn_ip, config.sn_api_port, tls)
+        self.sn = SNClient(config.sn_ip, config.sn_api_port, tls)
+        self.job_sn = SNClient(config.sn_ip, config.sn_api_port, tls)
         self.job: Job | None = None
         self.ending: list[Job] = []  # reset jobs whose cleanup outlived the join
         self.children = ChildRegistry(config.data_dir / "children")
@@ -138,7 +121,7 @@ class SwarmOperator:
         sn_info = self.sn.version()
         self.sn.register(self.uid, cfg.host_ip, 0, cfg.name, sn_info["NODE_UID"],
                          node_type="SWOP", taskrunner=self.runner)
-        self.sn.status(self.runner)  # the taskrunner must exist: say so now, not later
+        self.sn.taskrunner_status(self.runner)  # the taskrunner must exist: say so now, not later
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat")
         heartbeat.start()
         log.info("Registered with SN %s as %s (group %s)", sn_info["NODE_UID"], cfg.name,
@@ -189,7 +172,7 @@ class SwarmOperator:
 
     def _tick(self) -> None:
         self.ending = [j for j in self.ending if j.thread is not None and j.thread.is_alive()]
-        status = self.sn.status(self.runner)
+        status = self.sn.taskrunner_status(self.runner)
         generation = int(status.get("GENERATION", 0))
         state = str(status.get("TASK_STATE", ""))
         task = str(status.get("TASK", ""))
@@ -204,7 +187,7 @@ class SwarmOperator:
             self._flush_progress(job)
             self._resend(job)
             if job.done.is_set() and job.failed and state == "RUNNING":
-                mine = self.sn.peer(self.runner, self.uid)
+                mine = self.sn.taskrunner_peer_status(self.runner, self.uid)
                 if mine.get("SWOP_PEER_STATUS") == "ENROLLED":
                     log.info("Task %s: this SWOP is targeted again; retrying", task)
                     self._end(job)
@@ -222,13 +205,13 @@ class SwarmOperator:
     def _take(self, generation: int, name: str, updated: str) -> None:
         problem = ""
         try:
-            task = self.sn.task(name)
+            task = read_task(self.sn, name)
         except TaskUnreadable as exc:
             task, problem = TaskDefinition(name, "", "", ROOT_TASK, "", {}), str(exc)
         prereq = None
         if not problem and task.prereq and task.prereq != ROOT_TASK:
             try:
-                prereq = self.sn.task(task.prereq)
+                prereq = read_task(self.sn, task.prereq)
             except (TaskUnreadable, SNError) as exc:
                 if isinstance(exc, SNError) and exc.status != 404:
                     raise
@@ -252,7 +235,7 @@ class SwarmOperator:
             # enrolled, so that the failure reaches WAIT FOR TASKRUNNER with its reason
             log.error("Task %s cannot run: %s", name, problem)
             self.finished.add((generation, name))
-            self.sn.report(self.runner, self.uid, "ERROR", problem)
+            send_report(self.sn, self.runner, self.uid, "ERROR", problem)
             return
         log.info("Enrolled in task %s (%s, %d unit(s))", name, task.task_type, units)
         self._start(generation, task, prereq)
@@ -330,7 +313,7 @@ class SwarmOperator:
     def _report(self, job: Job, status: str, description: str, detail: str = "") -> bool:
         with job.lock:
             try:
-                self.job_sn.report(self.runner, self.uid, status, description, detail)
+                send_report(self.job_sn, self.runner, self.uid, status, description, detail)
                 return True
             except SNError as exc:
                 log.warning("Could not report %s for task %s: %s", status, job.task.name, exc)

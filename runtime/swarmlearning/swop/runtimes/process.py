@@ -1,7 +1,7 @@
 """The process runtime (the default): tasks run as local processes in per-task sandboxes.
 
 * MAKE_USER_CONTAINER builds a virtual environment named by the Outcome (`userenv`).
-* MAKE_SWARM_USER_CONTENT fills "volumes": directories under the SWOP workspace (`content`).
+* MAKE_SWARM_USER_CONTENT fills "volumes": directories under the SWOP workspace (`swop.content`).
 * PULL_IMAGE has no meaning without images, and says so.
 * RUN_SWARM starts one SL and one ML process per profile `slnodedef`. Each ML sees the task's
   absolute container paths (WorkingDir, PrivateContent, SharedContent) mapped under its own
@@ -28,13 +28,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmlearning.defaults import READY_LINES, NodeKind
 from swarmlearning.swop.processes import Child, ChildRegistry, stop_all, wait_for_line
 from swarmlearning.swop.profile import NodeDef, merge_env
 from swarmlearning.swop.sandbox import Mount, Sandbox, SandboxError, clear_task_dir
 from swarmlearning.swop.tasks import TaskContext, TaskFailed, require_nodes
 from swarmlearning.swop.userenv import EnvBuilder, UserEnv
 
-SL_READY = "Starting SWARM-LEARNING-FS on port: "
+SL_READY = READY_LINES[NodeKind.SL]
 SL_START_SECONDS = 60.0
 POLL_SECONDS = 0.2
 PYTHON_WORDS = re.compile(r"python(3(\.\d+)?)?")
@@ -115,7 +116,8 @@ class ProcessRuntime:
     # -- MAKE_SWARM_USER_CONTENT -------------------------------------------------------------------
 
     def make_content(self, ctx: TaskContext) -> str:
-        from swarmlearning.swop.content import ContentError, run_ops, volume_names
+        from swarmlearning.swop.content.common import ContentError
+        from swarmlearning.swop.content.opslist import run_ops, volume_names
 
         body = ctx.task.body
         names = volume_names(ctx.task.outcome, str(body.get("ContentType")),
