@@ -157,6 +157,7 @@ def create_contract(workspace: Any, name: str) -> None:
     import httpx
 
     from swarmlearning.identity.tls import client_context
+    from swarmlearning.sn import routes
 
     sentinel = workspace.running_sentinel()
     if sentinel is None:
@@ -164,4 +165,4 @@ def create_contract(workspace: Any, name: str) -> None:
     context = client_context(workspace.identity("swci"))
     with httpx.Client(base_url=f"https://{sentinel.host}:{sentinel.ports['api']}",
                       verify=context, timeout=30) as http:
-        http.post("/v1/contracts", json={"name": name}).raise_for_status()
+        http.post(routes.CREATE_CONTRACT.path, json={"name": name}).raise_for_status()

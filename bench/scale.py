@@ -68,6 +68,7 @@ from common import (
 from swarmlearning.identity.tls import client_context
 from swarmlearning.ml.channel import ChannelClient
 from swarmlearning.nodes.workspace import NodeRecord, Workspace
+from swarmlearning.sn import routes
 from swarmlearning.weights import to_bytes
 
 START_TIMEOUT_S = 300.0
@@ -136,8 +137,8 @@ class Probe(threading.Thread):
         super().__init__(daemon=True, name="sn-probe")
         self.base = f"https://{sn.host}:{sn.ports['api']}"
         self.context = client_context(workspace.identity("swci"))
-        self.paths = {"tasks": "/v1/tasks",
-                      "round": f"/v1/contracts/{contract}/rounds/current"}
+        self.paths = {"tasks": routes.TASKS.path,
+                      "round": routes.ROUND.url(name=contract, round="current")}
         self.interval = 1.0 / hz
         self.samples: list[tuple[float, str, float, int]] = []
         self.late = 0

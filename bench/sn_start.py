@@ -51,6 +51,7 @@ from common import free_port, stop_process
 
 from swarmlearning.identity.pki import PkiLayout, generate_pki
 from swarmlearning.identity.tls import Identity, client_context
+from swarmlearning.sn import routes
 
 READY_MARK = "Starting SWARM-API-SERVER on port:"
 BANNER_MARK = "## SWARM LEARNING SN NODE ##"
@@ -180,7 +181,7 @@ def write_contracts(sn: Sentinel, names: list[str]) -> list[float]:
     with sn.client() as http:
         for name in names:
             t0 = time.perf_counter()
-            response = http.post("/v1/contracts", json={"name": name})
+            response = http.post(routes.CREATE_CONTRACT.path, json={"name": name})
             latencies.append(time.perf_counter() - t0)
             _check(response, 201)
     return latencies
@@ -192,7 +193,7 @@ def read_tasks(sn: Sentinel, count: int) -> list[float]:
     with sn.client() as http:
         for _ in range(count):
             t0 = time.perf_counter()
-            response = http.get("/v1/tasks")
+            response = http.get(routes.TASKS.path)
             latencies.append(time.perf_counter() - t0)
             _check(response, 200)
     return latencies
@@ -246,7 +247,7 @@ def bench_throughput(pki: PkiLayout, work: Path, tx: int, reads: int,
         sn.start()
         result["after_kill9"] = dict(sn.marks)
         with sn.client() as http:
-            response = http.get("/v1/contracts")
+            response = http.get(routes.CONTRACTS.path)
             _check(response, 200)
             kept = {row["NAME"] for row in response.json()}
         missing = sorted(set(seq + par) - kept)
