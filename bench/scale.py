@@ -26,6 +26,9 @@ If a case fails (a peer's request refused or timed out, a round not completing),
 every peer, how many rounds each completed, and the most frequent warning and error lines of the
 SN and SL logs are reported (`--keep DIR` keeps the workspaces for reading).
 
+One piece: a benchmark is one experiment run from one file (setup, load, probe, report), so that
+its whole procedure reads in one place and runs without the rest of bench/.
+
 Every process is stopped by pid (Workspace.stop) in finally blocks; every wait is bounded.
 Defaults take 3 to 4.5 minutes on 2 cores shared with other work (the 64-peer case is 1.5 to
 3.5 minutes of it); the SLs need about 64 MiB RSS each. A memory check skips an N that would
