@@ -22,15 +22,10 @@ from web3.providers.base import JSONBaseProvider
 
 from swarmlearning.chain.embedded import EmbeddedChain
 from swarmlearning.chain.ledger import Addresses, ChainRejected, Ledger, deploy, key_of
+from swarmlearning.defaults import DEFAULT_CONTRACT, DEFAULT_TASKRUNNER, ROOT_TASK
 from swarmlearning.identity.principal import Principal
 from swarmlearning.schemas import parse_task_body, task_body_lines
-from swarmlearning.sn.service import (
-    DEFAULT_CONTRACT,
-    DEFAULT_TASKRUNNER,
-    ROOT_TASK,
-    ServiceError,
-    SwarmService,
-)
+from swarmlearning.sn.service import ServiceError, SwarmService
 from swarmlearning.sn.view import SwarmView
 
 T0 = 1_700_000_000
