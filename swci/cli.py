@@ -7,10 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from swarmlearning.defaults import WORKSPACE_DIR, WORKSPACE_ENV
 from swci import __version__
 from swci.check import check_file
-from swci.interpreter import ExitCode, Interpreter, SessionState, StreamOutput
-from swci.language.parser import ScriptSyntaxErrors, parse_script
+from swci.interpreter import ExitCode, Interpreter, SessionState
+from swci.runner import run_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--init-script is looked up, and what /platform/swarm/usr maps to")
     parser.add_argument("--workspace", metavar="DIR",
                         help="where START SN keeps local nodes, logs and the throwaway PKI "
-                             "(default: SWARM_WORKSPACE or ./.swarm)")
+                             f"(default: {WORKSPACE_ENV} or ./{WORKSPACE_DIR})")
     parser.add_argument("--version", action="version", version=f"swci {__version__}")
     return parser
 
@@ -55,19 +56,6 @@ def _read_script(path: Path) -> str:
         reason = getattr(exc, "strerror", None) or str(exc)
         print(f"swci: cannot read {path}: {reason}", file=sys.stderr)
         raise SystemExit(ExitCode.SYNTAX_ERROR) from None
-
-
-def run_text(interp: Interpreter, text: str, source: str) -> ExitCode | None:
-    """Parse a whole script first (nothing runs on a syntax error), then run it."""
-    try:
-        lines = parse_script(text, source=source)
-    except ScriptSyntaxErrors as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"swci: {len(exc.problems)} syntax error(s) in {source}; nothing was run",
-              file=sys.stderr)
-        return ExitCode.SYNTAX_ERROR
-    return interp.run_script(lines, StreamOutput())
 
 
 def _interactive_or_batch(interp: Interpreter) -> int:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from swarmlearning.defaults import WORKSPACE_DIR, WORKSPACE_ENV, workspace_root
+
 
 def gen_cert(argv: list[str]) -> int:
     """swci gen-cert --dir DIR --org NAME -i N [--host H ...] [--ip IP ...]."""
@@ -94,11 +96,12 @@ def stop_swarm(argv: list[str]) -> int:
         parser.add_argument(f"--{kind}", action="store_true", help=f"stop {kind} nodes")
     parser.add_argument("--keep", action="store_true",
                         help="keep the node records and logs (data is always kept)")
-    parser.add_argument("--workspace", default=None, help="the workspace (default ./.swarm)")
+    parser.add_argument("--workspace", default=None,
+                        help=f"the workspace (default {WORKSPACE_ENV} or ./{WORKSPACE_DIR})")
     args = parser.parse_args(argv)
     chosen = tuple(kind for kind in STOP_ORDER if getattr(args, kind))
     kinds = STOP_ORDER if args.all or not chosen else chosen
-    workspace = Workspace(_workspace_path(args.workspace))
+    workspace = Workspace(workspace_root(args.workspace))
     stopped = workspace.stop_all(kinds, keep=args.keep,
                                  report=lambda r: print(f"{r.kind.upper()} {r.name} stopped "
                                                         f"(pid {r.pid})"))
@@ -108,39 +111,38 @@ def stop_swarm(argv: list[str]) -> int:
 
 
 def run_sn(argv: list[str]) -> int:
+    """swci run-sn: a Swarm Network node in the foreground."""
     from swarmlearning.sn.node import main
 
     return main(argv)
 
 
 def run_sl(argv: list[str]) -> int:
+    """swci run-sl: a Swarm Learning node in the foreground."""
     from swarmlearning.sl.node import main
 
     return main(argv)
 
 
 def run_swop(argv: list[str]) -> int:
+    """swci run-swop: a Swarm Operator node in the foreground."""
     from swarmlearning.swop.node import main
 
     return main(argv)
 
 
 def serve(argv: list[str]) -> int:
+    """swci serve: the SWCI web API in the foreground."""
     from swci.web.server import main
 
     return main(argv)
 
 
 def demo(argv: list[str]) -> int:
+    """swci demo: the quickstart swarm against its baselines."""
     from swci.demo import main
 
     return main(argv)
-
-
-def _workspace_path(value: str | None) -> Path:
-    import os
-
-    return Path(value or os.environ.get("SWARM_WORKSPACE") or ".swarm")
 
 
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {

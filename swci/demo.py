@@ -16,12 +16,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from swarmlearning.lifecycle import capture_signals
 
 SCRIPT = Path("scripts/init/quickstart.swci")
 EXAMPLE = Path("examples/digits-pyt")
@@ -32,38 +34,37 @@ EPOCHS = 12
 
 
 def swarm_result_file(peer: int) -> Path:
+    """Where the digits program of `peer` writes its swarm result."""
     return EXAMPLE / "private" / PEERS[peer][0] / "results" / f"peer{peer}.json"
 
 
-def run_swarm(output: Path) -> int:
-    """The quickstart script in this process (its progress display included); the exit code."""
+def _interrupt(signum: int) -> None:
+    """SIGINT or SIGTERM: stop the demo, wherever it is."""
+    raise KeyboardInterrupt
+
+
+def run_swarm(output: Path, received: Sequence[int] = ()) -> int:
+    """The quickstart script in this process (its progress display included); the exit code.
+    `received`: the signals caught so far (capture_signals); a command may take Ctrl-C as
+    "stop this command" (WAIT FOR TASKRUNNER, SLEEP), and for the demo it still means "stop
+    the demo"."""
     from swarmlearning.nodes.workspace import Workspace
-    from swci.cli import run_text
     from swci.interpreter import ExitCode, Interpreter, SessionState
+    from swci.runner import run_text
 
     workspace = output / "swarm"
     shutil.rmtree(workspace, ignore_errors=True)
     interp = Interpreter(SessionState(cwd=Path.cwd()))
     interp.state.workspace = workspace.resolve()
-    interrupted: list[int] = []
-
-    def on_ctrl_c(signum: int, frame: Any) -> None:
-        # a command may take Ctrl-C as "stop this command" (WAIT FOR TASKRUNNER, SLEEP); for
-        # the demo it still means "stop the demo"
-        interrupted.append(signum)
-        signal.default_int_handler(signum, frame)
-
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         code = run_text(interp, SCRIPT.read_text(encoding="utf-8"), str(SCRIPT))
-        if interrupted:
+        if received:
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         print("\nInterrupted: stopping the swarm", flush=True)
         code = ExitCode.STOPPED_ON_FAILURE
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
         for record in Workspace(workspace).stop_all(grace=5, keep=True):
             print(f"    stopped {record.kind.upper()} {record.name}", flush=True)
     return int(code or 0)
@@ -115,6 +116,7 @@ def _label(name: str) -> str:
 
 def summarize(output: Path, baselines: dict[str, dict[str, Any]], swarm: dict[int, dict],
               wall: float) -> dict[str, Any]:
+    """The summary (each peer alone and in the swarm, central), also written to summary.json."""
     summary = {
         "peers": [{"name": f"peer{peer}", "organisation": PEERS[peer][0],
                    "data": PEERS[peer][1],
@@ -128,6 +130,7 @@ def summarize(output: Path, baselines: dict[str, dict[str, Any]], swarm: dict[in
 
 
 def print_table(summary: dict[str, Any]) -> None:
+    """The summary as a table on the terminal."""
     from rich.console import Console
     from rich.table import Table
 
@@ -147,6 +150,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def plot(output: Path, baselines: dict[str, dict[str, Any]], swarm: dict[int, dict]) -> Path:
+    """Test accuracy per epoch, the swarm against each peer alone; the PNG's path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,6 +185,8 @@ def plot(output: Path, baselines: dict[str, dict[str, Any]], swarm: dict[int, di
 
 
 def main(argv: list[str]) -> int:
+    """`swci demo [--output DIR]`: 0 when it ran through, 130 when SIGINT or SIGTERM stopped it
+    (every process it started stopped), the script's exit code or 1 on a failure."""
     parser = argparse.ArgumentParser(prog="swci demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo-output", metavar="DIR",
                         help="where the summary, the plot and the demo's workspace go")
@@ -195,16 +201,17 @@ def main(argv: list[str]) -> int:
         swarm_result_file(peer).unlink(missing_ok=True)
     started = time.monotonic()
     try:
-        code = run_swarm(output)
-        if code != 0:
-            print(f"swci demo: the quickstart script failed (exit {code}); the logs are in "
-                  f"{output / 'swarm' / 'logs'}", file=sys.stderr)
-            return code
-        swarm = {peer: json.loads(swarm_result_file(peer).read_text(encoding="utf-8"))
-                 for peer in PEERS}
-        print("\nBaselines: the same program, each peer alone and one model on all the data",
-              flush=True)
-        baselines = train_baselines(output)
+        with capture_signals(_interrupt) as received:
+            code = run_swarm(output, received)
+            if code != 0:
+                print(f"swci demo: the quickstart script failed (exit {code}); the logs are "
+                      f"in {output / 'swarm' / 'logs'}", file=sys.stderr)
+                return code
+            swarm = {peer: json.loads(swarm_result_file(peer).read_text(encoding="utf-8"))
+                     for peer in PEERS}
+            print("\nBaselines: the same program, each peer alone and one model on all the "
+                  "data", flush=True)
+            baselines = train_baselines(output)
     except KeyboardInterrupt:
         print("swci demo: interrupted; nothing is left running", file=sys.stderr)
         return 130

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import functools
 import importlib
+import importlib.util
 import io
 import re
 import shlex
@@ -436,6 +437,9 @@ def named_problem(code: str, top_level: set[str]) -> str | None:
 def module_problem(dotted: str) -> str | None:
     """None when `dotted` is a module of ours or an attribute of one, else what is wrong."""
     parts = dotted.split(".")
+    if parts[-1] == "__main__":  # importing it would run it
+        found = importlib.util.find_spec(dotted)
+        return None if found is not None else f"no module {dotted!r}"
     for cut in range(len(parts), 0, -1):
         name = ".".join(parts[:cut])
         try:

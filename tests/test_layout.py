@@ -83,6 +83,50 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+# docs/architecture.md's layers, from the bottom: a module imports only its own layer or lower
+LAYERS = {
+    "swarmlearning": [
+        {"", "defaults", "states", "jsonbody", "logs", "lifecycle", "weights", "identity", "chain",
+         "schemas"},
+        {"merge", "ml", "nodes", "serve", "swci"},
+        {"pyt", "tf", "sn"},
+        {"sl"},
+        {"swop"},
+    ],
+    "swci": [
+        {"", "language", "grammar"},
+        {"registry", "check", "client", "reference"},
+        {"network"},
+        {"interpreter"},
+        {"runner", "shell", "web"},
+        {"demo"},
+        {"commands_cli"},
+        {"cli", "__main__"},
+    ],
+}
+
+
+def layer_of(name: str) -> tuple[str, int]:
+    top, _, rest = name.partition(".")
+    area = rest.split(".", 1)[0]
+    for index, areas in enumerate(LAYERS[top]):
+        if area in areas:
+            return top, index
+    raise AssertionError(f"{name}: area {area!r} is in no layer of docs/architecture.md")
+
+
+def test_imports_keep_to_the_layers():
+    climbing = []
+    for source, target in import_graph().edges():
+        (source_top, source_layer), (target_top, target_layer) = (layer_of(source),
+                                                                  layer_of(target))
+        if source_top == "swarmlearning" and target_top == "swci":
+            climbing.append(f"{source} -> {target}: the runtime never imports the shell")
+        elif source_top == target_top and target_layer > source_layer:
+            climbing.append(f"{source} (layer {source_layer}) -> {target} (layer {target_layer})")
+    assert not climbing, "\n".join(sorted(climbing))
+
+
 def test_the_graph_sees_imports():
     """The graph is not empty by mistake: known edges, function-level ones included."""
     graph = import_graph()

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from swarmlearning.nodes.workspace import Workspace
+from tests.hpe_examples import hpe_file, needs_hpe
 from tests.swarm_processes import free_port, output_lines, run_swci
 from tests.test_sn_network import BUILD_TASK, RUN_TASK
-
-MIRROR = Path("/work/.mirror/HewlettPackard+swarm-learning/repo")
 
 # HPE's mnist swci-init up to its first LIST TASKS of the run task, without the blocks that
 # assign tasks to SWOPs (the Swarm Operator issue brings those).
@@ -88,21 +87,15 @@ def test_hpe_style_flow_runs_against_a_shell_started_sn(tmp_path, workspace):
     assert not workspace.records()
 
 
-def _from_mirror(path: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(MIRROR), "show", f"HEAD:{path}"],
-                          capture_output=True, text=True, check=True, timeout=30).stdout
-
-
-@pytest.mark.skipif(not MIRROR.exists(), reason="HPE's swarm-learning repository is not fetched "
-                                                "here (fetch github:HewlettPackard/swarm-learning)")
+@needs_hpe
 def test_hpe_mnist_init_script_unchanged_up_to_list_tasks(tmp_path, workspace):
     """HPE's own files: swci-init cut before its first ASSIGN block and resumed at the run task's
     create block; the task YAML files as they are."""
     (tmp_path / "usr" / "taskdefs").mkdir(parents=True)
     for name in ("user_env_tf_build_task", "swarm_mnist_task"):
-        text = _from_mirror(f"examples/mnist/swci/taskdefs/{name}.yaml")
+        text = hpe_file(f"examples/mnist/swci/taskdefs/{name}.yaml")
         (tmp_path / "usr" / "taskdefs" / f"{name}.yaml").write_text(text)
-    init = _from_mirror("examples/mnist/swci/swci-init")
+    init = hpe_file("examples/mnist/swci/swci-init")
     head, rest = init.split("# Assign build task", 1)
     run_block = "# Create and finalize swarm run task" + \
         rest.split("# Create and finalize swarm run task", 1)[1].split("# Assign run task")[0]

@@ -17,7 +17,7 @@ from swarmlearning.schemas import (
 )
 from swci.check import check_yaml, yaml_kind
 
-from .hpe_examples import hpe_files
+from .hpe_examples import hpe_files, needs_hpe
 from .schema_checks import check_described_schema
 from .test_golden import run_swci
 
@@ -407,12 +407,12 @@ def test_swci_check_accepts_good_profiles(tmp_path: Path) -> None:
 
 # -- HPE's own example profiles --------------------------------------------------------------------
 # They are not copied into this repository. Point HPE_SWARM_LEARNING_DIR at a checkout of
-# HewlettPackard/swarm-learning, or keep a git mirror (tests/hpe_examples.py).
+# HewlettPackard/swarm-learning (tests/hpe_examples.py); without it these tests skip.
 
 HPE_PROFILES = hpe_files("examples/*/swop/*.yaml")
 
 
-@pytest.mark.skipif(not HPE_PROFILES, reason="no copy of HPE's swarm-learning examples here")
+@needs_hpe
 @pytest.mark.parametrize(("name", "text"), HPE_PROFILES or [("none", "")],
                          ids=[name for name, _ in HPE_PROFILES] or ["none"])
 def test_every_hpe_example_profile_validates(name: str, text: str) -> None:

@@ -20,17 +20,17 @@ from swarmlearning.schemas import (
     validate_document,
 )
 
-from .hpe_examples import hpe_files
+from .hpe_examples import hpe_files, needs_hpe
 from .schema_checks import check_described_schema
 
 # -- HPE's own example task files ------------------------------------------------------------------
 # They are not copied into this repository. Point HPE_SWARM_LEARNING_DIR at a checkout of
-# HewlettPackard/swarm-learning, or keep a git mirror (tests/hpe_examples.py).
+# HewlettPackard/swarm-learning (tests/hpe_examples.py); without it these tests skip.
 
 HPE_EXAMPLES = hpe_files("examples/*/swci/taskdefs/*.yaml")
 
 
-@pytest.mark.skipif(not HPE_EXAMPLES, reason="no copy of HPE's swarm-learning examples here")
+@needs_hpe
 @pytest.mark.parametrize(("name", "text"), HPE_EXAMPLES or [("none", "")],
                          ids=[name for name, _ in HPE_EXAMPLES] or ["none"])
 def test_every_hpe_example_task_validates(name: str, text: str) -> None:
@@ -41,7 +41,7 @@ def test_every_hpe_example_task_validates(name: str, text: str) -> None:
     assert parse_task_body(lines) == document["Body"]
 
 
-@pytest.mark.skipif(not HPE_EXAMPLES, reason="no copy of HPE's swarm-learning examples here")
+@needs_hpe
 def test_hpe_examples_cover_both_task_types() -> None:
     assert len(HPE_EXAMPLES) >= 20
     types = {validate_document(text, name)["TaskType"] for name, text in HPE_EXAMPLES}

@@ -1,8 +1,10 @@
 """Serve ASGI apps with uvicorn behind mutual TLS, for every daemon of the swarm.
 
 Sockets are bound before uvicorn starts, so a port in use is a clear error naming the port, not
-a log line from deep inside uvicorn. SIGTERM and SIGINT stop every server of the process
-gracefully; `on_ready` runs once all of them listen.
+a log line from deep inside uvicorn. The servers run until a stop event is set: the daemon
+sets it from its SIGINT/SIGTERM handler (swarmlearning.lifecycle), under which the whole run
+happens; uvicorn's own per-server signal capture is switched off. `on_ready` runs once all of
+them listen.
 
 uvicorn does not hand the client certificate to the application. The protocol class is wrapped
 so that each connection records its peer's certificate, after the TLS handshake, under the
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,10 @@ from typing import Any
 import anyio.to_thread
 import uvicorn
 
+from swarmlearning.lifecycle import stop_on_signal
+
 WORKER_THREADS = 256
+STOP_POLL_SECONDS = 0.05  # how often the servers look at the stop event (uvicorn ticks at 0.1)
 _PEERS: dict[tuple[Any, Any], bytes] = {}
 
 
@@ -89,17 +94,29 @@ def _recording(protocol_class: type) -> type:
 
 
 class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to serve_all."""
+    """A uvicorn server that installs no signal handlers: it runs under the daemon's lifecycle
+    (swarmlearning.lifecycle.capture_signals), which stops it through serve_all's stop event."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        """uvicorn's per-server capture, neutralised."""
         yield
 
 
 def serve_all(listeners: list[Listener], tls: ssl.SSLContext,
               on_ready: Callable[[], None] = lambda: None,
-              on_stop: Callable[[], None] = lambda: None) -> None:
-    """Run the listeners until SIGTERM or SIGINT; every one requires TLS with `tls`."""
+              stop: threading.Event | None = None) -> None:
+    """Run the listeners, each requiring TLS with `tls`, until `stop` is set; `on_ready` runs
+    once all of them listen (not when a stop came first). The caller owns the signals: it sets
+    `stop` from its SIGINT/SIGTERM handler. Without `stop`, serve_all makes one and stops on
+    SIGINT or SIGTERM itself."""
+    if stop is None:
+        stop = threading.Event()
+        with stop_on_signal(stop):
+            serve_all(listeners, tls, on_ready, stop)
+        return
+    if stop.is_set():
+        return
     sockets = [bind(item.host, item.port, item.label) for item in listeners]
     servers = []
     for item in listeners:
@@ -110,27 +127,29 @@ def serve_all(listeners: list[Listener], tls: ssl.SSLContext,
         config.http_protocol_class = _recording(config.http_protocol_class)
         servers.append(_QuietServer(config))
 
+    async def watch(event: threading.Event) -> None:
+        while not event.is_set():
+            await asyncio.sleep(STOP_POLL_SECONDS)
+        for server in servers:
+            server.should_exit = True
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         # long polls and batched writes each hold a worker thread while they wait
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-
-        def stop() -> None:
-            for server in servers:
-                server.should_exit = True
-            on_stop()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
+        watcher = asyncio.create_task(watch(stop))
         tasks = [asyncio.create_task(server.serve(sockets=[sock]))
                  for server, sock in zip(servers, sockets, strict=True)]
-        while not all(server.started for server in servers):
-            if any(task.done() for task in tasks):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            await loop.run_in_executor(None, on_ready)
-        await asyncio.gather(*tasks)
+        try:
+            while not all(server.started for server in servers):
+                if stop.is_set() or any(task.done() for task in tasks):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                await loop.run_in_executor(None, on_ready)
+            await asyncio.gather(*tasks)
+        finally:
+            watcher.cancel()
 
     try:
         asyncio.run(main())

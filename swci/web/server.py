@@ -1,19 +1,30 @@
-"""`swci serve` (and `swci` with SWCI_MODE=WEB): the SWCI web API on port 30306 (SWCI_WEB_PORT),
-HTTPS with mutual TLS, until SIGTERM or SIGINT."""
+"""`swci serve` (and `swci` with SWCI_MODE=WEB): the SWCI web API on its port (SWCI_WEB_PORT,
+else swarmlearning.defaults.SWCI_WEB_PORT), HTTPS with mutual TLS, until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import threading
 from pathlib import Path
 
+from swarmlearning.defaults import (
+    READY_LINES,
+    SWCI_WEB_PORT,
+    WORKSPACE_DIR,
+    WORKSPACE_ENV,
+    NodeKind,
+    workspace_root,
+)
+
 log = logging.getLogger("swci.web")
-READY_LINE = "Starting SWCI-WEB-API on port: "
-DEFAULT_PORT = 30306
+READY_LINE = READY_LINES[NodeKind.SWCI]
+DEFAULT_PORT = SWCI_WEB_PORT
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `swci serve`."""
     from swarmlearning.identity.options import add_identity_arguments
 
     parser = argparse.ArgumentParser(
@@ -29,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the user directory (/platform/swarm/usr in HPE's scripts) and "
                              "every session's starting directory")
     parser.add_argument("--workspace", default=None, metavar="DIR",
-                        help="local nodes and the throwaway PKI (default ./.swarm)")
+                        help="local nodes and the throwaway PKI "
+                             f"(default {WORKSPACE_ENV} or ./{WORKSPACE_DIR})")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="per-client uploads (default WORKSPACE/swci-web)")
     add_identity_arguments(parser)
@@ -37,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """`swci serve`: serve until SIGTERM or SIGINT; 0 after a clean stop, 1 when the port is
+    taken, 2 on a bad option or identity."""
     from swarmlearning.identity.tls import IdentityError, server_context
+    from swarmlearning.lifecycle import stop_on_signal
     from swarmlearning.logs import setup_logging
     from swarmlearning.nodes.workspace import Workspace
     from swarmlearning.serve import Listener, PortInUse, peer_certificate, serve_all
@@ -46,8 +61,7 @@ def main(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(os.environ.get("SWCI_LOG_LEVEL"))
-    workspace = Workspace(Path(args.workspace or os.environ.get("SWARM_WORKSPACE")
-                               or ".swarm").expanduser())
+    workspace = Workspace(workspace_root(args.workspace))
     usr_dir = Path(args.usr_dir).expanduser().resolve() if args.usr_dir else None
     if usr_dir is not None and not usr_dir.is_dir():
         log.error("--usr-dir %s: not a directory", args.usr_dir)
@@ -62,9 +76,11 @@ def main(argv: list[str]) -> int:
         workspace.root / "swci-web")
     sessions = Sessions(data_dir, usr_dir=usr_dir, workspace=workspace.root)
     app = build_app(sessions, peer_certificate)
+    stop = threading.Event()
     try:
-        serve_all([Listener(app, args.host, args.port, "SWCI web API")], tls,
-                  on_ready=lambda: log.info("%s%s", READY_LINE, args.port))
+        with stop_on_signal(stop):
+            serve_all([Listener(app, args.host, args.port, "SWCI web API")], tls,
+                      on_ready=lambda: log.info("%s%s", READY_LINE, args.port), stop=stop)
     except PortInUse as exc:
         log.error("%s", exc)
         return 1

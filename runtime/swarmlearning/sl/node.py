@@ -11,7 +11,9 @@ import threading
 from typing import Any
 
 from swarmlearning import __version__
+from swarmlearning.defaults import READY_LINES, NodeKind
 from swarmlearning.identity.tls import client_context, server_context
+from swarmlearning.lifecycle import capture_signals
 from swarmlearning.nodes.uid import node_uid
 from swarmlearning.serve import Listener, serve_all
 from swarmlearning.sl.blobs import BlobStore
@@ -20,11 +22,11 @@ from swarmlearning.sl.config import SLConfig
 from swarmlearning.sl.fileserver import file_server
 from swarmlearning.sl.peerfetch import PeerFetcher
 from swarmlearning.sl.rounds import RoundEngine, Session
-from swarmlearning.sl.snclient import STOP_RETRY_SECONDS, SNClient, SNError
+from swarmlearning.sn.client import STOP_RETRY_SECONDS, SNClient, SNError
 
 log = logging.getLogger("swarm.sl")
 REPORT_DRAIN_SECONDS = 10.0
-READY_LINE = "Starting SWARM-LEARNING-FS on port: "
+READY_LINE = READY_LINES[NodeKind.SL]
 
 
 class SwarmLearningNode:
@@ -53,6 +55,12 @@ class SwarmLearningNode:
         self.exit_code = 0
 
     def run(self) -> int:
+        """Register with the SN, serve until SIGTERM or SIGINT (or until the ML program ends, or
+        the stop event is set off the main thread), then leave cleanly; the exit code."""
+        with capture_signals(lambda signum: self._begin_stop()):
+            return self._run()
+
+    def _run(self) -> int:
         cfg = self.config
         log.info("## SWARM LEARNING SL NODE ## uid %s, SN %s:%s", self.uid, cfg.sn_ip,
                  cfg.sn_api_port)
@@ -79,7 +87,7 @@ class SwarmLearningNode:
         try:
             serve_all([Listener(file_server(self.store, info), cfg.host_ip, cfg.fs_port,
                                 "SL file server")], self.server_tls, on_ready=ready,
-                      on_stop=self._begin_stop)
+                      stop=self._stop)
         finally:
             self._stop.set()
             self.sn.stop_retrying_after(STOP_RETRY_SECONDS)

@@ -13,7 +13,6 @@ import threading
 import time
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,17 +31,22 @@ from swarmlearning.chain.ledger import (
 )
 from swarmlearning.chain.rpc_client import HttpxJsonRpcProvider, RpcUnavailable, provider_for
 from swarmlearning.chain.signer import ReceiptTimeout, SignedSender, node_key, passphrase_from
+from swarmlearning.defaults import READY_LINES, NodeKind
 from swarmlearning.identity.principal import Principal
 from swarmlearning.identity.tls import client_context, server_context
+from swarmlearning.lifecycle import stop_on_signal
 from swarmlearning.nodes.uid import node_uid
 from swarmlearning.serve import Listener, serve_all
+from swarmlearning.sn import routes as paths
 from swarmlearning.sn.api import Endpoint, build_app, endpoints
+from swarmlearning.sn.client import SNClient, SNError, SNRefused, SNUnreachable
 from swarmlearning.sn.config import SNConfig
 from swarmlearning.sn.service import SwarmService
 from swarmlearning.sn.view import SwarmView
 
 log = logging.getLogger("swarm.blCnt")
 ADDRESSES_FILE = "contracts.json"
+READY_LINE = READY_LINES[NodeKind.SN]
 
 
 class SentinelUnavailable(RuntimeError):
@@ -51,6 +55,10 @@ class SentinelUnavailable(RuntimeError):
 
 class ExternalChainError(RuntimeError):
     """The external Ethereum node cannot be used (unreachable, bad URL, no key, no funds)."""
+
+
+class _StoppedWaiting(Exception):
+    """SIGTERM or SIGINT came while the SN waited for its sentinel: a clean stop."""
 
 
 class SwarmNetworkNode:
@@ -145,20 +153,23 @@ class SwarmNetworkNode:
 
     def _ask_sentinel(self) -> dict[str, Any]:
         cfg = self.config
-        url = f"https://{cfg.sentinel_ip}:{cfg.sentinel_api_port}/v1/chain"
         deadline = time.monotonic() + cfg.sentinel_wait_seconds
         attempt = 0
-        with httpx.Client(verify=self.client_tls, timeout=5.0) as http:
+        with SNClient(cfg.sentinel_ip, cfg.sentinel_api_port, self.client_tls, retry_seconds=0.0,
+                      timeout=5.0) as sentinel:
             while True:
                 attempt += 1
                 try:
-                    response = http.get(url)
-                    if response.status_code == 200:
-                        return response.json()
-                    reason = f"HTTP {response.status_code}: {response.text[:200]}"
-                except httpx.HTTPError as exc:
-                    reason = str(exc) or type(exc).__name__
-                if time.monotonic() >= deadline or self._stop.is_set():
+                    return sentinel.chain()
+                except SNRefused as exc:
+                    reason = f"HTTP {exc.status}: {exc.detail}"
+                except SNUnreachable as exc:
+                    reason = exc.cause
+                except SNError as exc:
+                    reason = str(exc)
+                if self._stop.is_set():
+                    raise _StoppedWaiting
+                if time.monotonic() >= deadline:
                     raise SentinelUnavailable(
                         f"the sentinel SN at {cfg.sentinel_ip}:{cfg.sentinel_api_port} did not "
                         f"answer in {cfg.sentinel_wait_seconds:g} s ({reason})")
@@ -169,6 +180,16 @@ class SwarmNetworkNode:
     # -- running -----------------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Join or start the chain, register, serve until SIGTERM or SIGINT (or until the stop
+        event is set, off the main thread), then leave the swarm cleanly."""
+        with stop_on_signal(self._stop):
+            try:
+                self._run()
+            except _StoppedWaiting:
+                log.info("Stopped while waiting for the sentinel SN")
+                log.info("SN stopped")
+
+    def _run(self) -> None:
         cfg = self.config
         log.info("## SWARM LEARNING SN NODE ## uid %s, %s", self.uid, cfg.node_type)
         log.info("Setting up blockchain layer for the swarm node: START")
@@ -189,7 +210,7 @@ class SwarmNetworkNode:
                     "BLOCK": ledger.block_number()}
 
         table = endpoints(service, info)
-        table.append(Endpoint("GET", "/v1/chain", "Where the chain and the contracts are",
+        table.append(Endpoint(paths.CHAIN, "Where the chain and the contracts are",
                               lambda p, b: {"uid": self.uid, "rpc_port": self.rpc_port,
                                             "contracts": addresses.to_json()}))
         listeners = [Listener(build_app(table, "Swarm Network API", service.authorize),
@@ -205,10 +226,10 @@ class SwarmNetworkNode:
             heartbeat.start()
             if self.chain is not None:
                 log.info("Serving the chain as Ethereum JSON-RPC on port: %s", cfg.p2p_port)
-            log.info("Starting SWARM-API-SERVER on port: %s", cfg.api_port)
+            log.info("%s%s", READY_LINE, cfg.api_port)
 
         try:
-            serve_all(listeners, self.server_tls, on_ready=ready, on_stop=self._stop.set)
+            serve_all(listeners, self.server_tls, on_ready=ready, stop=self._stop)
         finally:
             self._stop.set()
             if heartbeat.is_alive():

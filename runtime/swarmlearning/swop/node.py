@@ -6,9 +6,9 @@ import argparse
 import logging
 import os
 import signal
-import threading
 from collections.abc import Callable
 
+from swarmlearning.lifecycle import capture_signals
 from swarmlearning.swop.config import SwopConfig, SwopConfigError, add_arguments, from_arguments
 from swarmlearning.swop.tasks import Runtime
 
@@ -27,7 +27,7 @@ def choose_runtime(config: SwopConfig) -> Callable[[], Runtime]:
     if wanted == "auto":
         wanted = "docker" if config.profile.mgrtype.upper() == "DOCKER" else "process"
         if wanted == "docker":
-            from swarmlearning.swop.docker_runtime import docker_available
+            from swarmlearning.swop.runtimes.docker import docker_available
 
             ok, why = docker_available()
             if not ok:
@@ -35,7 +35,7 @@ def choose_runtime(config: SwopConfig) -> Callable[[], Runtime]:
                          why)
                 wanted = "process"
     if wanted == "docker":
-        from swarmlearning.swop.docker_runtime import DockerRuntime, docker_available
+        from swarmlearning.swop.runtimes.docker import DockerRuntime, docker_available
 
         ok, why = docker_available()
         if not ok:
@@ -49,7 +49,7 @@ def choose_runtime(config: SwopConfig) -> Callable[[], Runtime]:
 
         make.name = "docker"  # type: ignore[attr-defined]
         return make
-    from swarmlearning.swop.process_runtime import ProcessRuntime
+    from swarmlearning.swop.runtimes.process import ProcessRuntime
 
     return ProcessRuntime
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     """`swci run-swop` and `python -m swarmlearning.swop`."""
     from swarmlearning.identity.tls import IdentityError
     from swarmlearning.logs import setup_logging
-    from swarmlearning.sl.snclient import SNError
+    from swarmlearning.sn.client import SNError
     from swarmlearning.swop.operator import SwarmOperator
 
     parser = argparse.ArgumentParser(prog="swci run-swop",
@@ -73,15 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
 
-    def stop(signum: int, frame: object) -> None:
+    def stop(signum: int) -> None:
         log.info("Received %s: stopping", signal.Signals(signum).name)
         operator.stop.set()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
     try:
-        return operator.run()
+        with capture_signals(stop):
+            return operator.run()
     except SNError as exc:
         log.error("Cannot run: %s", exc)
         return 1
