@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-installed lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# the suite against `pip install .` (not editable), from a copy of the tree without the package
+# sources; the editable install is put back afterwards (tests/installed.sh)
+test-installed: $(STAMP)
+	bash tests/installed.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
