@@ -35,10 +35,10 @@ class Module:
         return self.path.name == "__init__.py"
 
 
-def modules() -> dict[str, Module]:
-    """Every module of both packages, by dotted name, found from the files."""
+def modules(packages: dict[str, Path] = PACKAGES) -> dict[str, Module]:
+    """Every module of the packages (both of ours by default), by dotted name, from the files."""
     found = {}
-    for top, root in PACKAGES.items():
+    for top, root in packages.items():
         for path in sorted(root.rglob("*.py")):
             parts = [top, *path.relative_to(root).with_suffix("").parts]
             if parts[-1] == "__init__":
@@ -69,8 +69,8 @@ def imported(module: Module, known: dict[str, Module]) -> set[str]:
     return {name for name in targets if name in known and name != module.name}
 
 
-def import_graph() -> nx.DiGraph:
-    known = modules()
+def import_graph(packages: dict[str, Path] = PACKAGES) -> nx.DiGraph:
+    known = modules(packages)
     graph = nx.DiGraph()
     graph.add_nodes_from(known)
     for module in known.values():
@@ -127,11 +127,24 @@ def test_imports_keep_to_the_layers():
     assert not climbing, "\n".join(sorted(climbing))
 
 
+def test_a_cycle_hidden_in_a_function_is_found(tmp_path: Path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from pkg.sub import b\n")
+    (package / "a.py").write_text("def f():\n    from .sub.b import g\n")
+    (package / "sub" / "b.py").write_text("from ..a import f\ndef g():\n    pass\n")
+    cycles = list(nx.simple_cycles(import_graph({"pkg": package})))
+    assert sorted(map(sorted, cycles)) == [["pkg.a", "pkg.sub.b"]]
+
+
 def test_the_graph_sees_imports():
     """The graph is not empty by mistake: known edges, function-level ones included."""
     graph = import_graph()
     assert graph.has_edge("swci.interpreter.interpreter", "swci.registry")
     assert graph.has_edge("swarmlearning.sl.rounds", "swarmlearning.sn.client")
+    # imported inside a function only (choose_runtime)
+    assert graph.has_edge("swarmlearning.swop.node", "swarmlearning.swop.runtimes.docker")
     assert graph.number_of_edges() > 200
 
 
