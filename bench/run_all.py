@@ -33,6 +33,7 @@ PLAN: dict[str, tuple[list[str], list[str]]] = {
     "time_to_accuracy": (["--repeat", "3"], ["--peers", "3", "--rounds", "8"]),
     "overhead": ([], ["--epochs", "1", "--repeats", "1"]),
     "scale": ([], ["--peers", "8,16", "--rounds", "2"]),
+    "sn_client": ([], ["--polls", "20", "--block", "10"]),
 }
 
 
