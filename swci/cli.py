@@ -105,3 +105,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nswci: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    finally:
+        interp.close()

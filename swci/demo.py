@@ -65,6 +65,7 @@ def run_swarm(output: Path, received: Sequence[int] = ()) -> int:
         code = ExitCode.STOPPED_ON_FAILURE
         raise
     finally:
+        interp.close()
         for record in Workspace(workspace).stop_all(grace=5, keep=True):
             print(f"    stopped {record.kind.upper()} {record.name}", flush=True)
     return int(code or 0)
