@@ -1,14 +1,14 @@
 """What the one pooled SN client saves the shell: the polls of WAIT FOR TASKRUNNER over one kept
-TLS connection, against a new client (a TLS context and a connection) for every request, which
-is what the shell did before, in the same run against the same SN.
+TLS connection, against a new connection for every request, which is what the shell did before,
+in the same run against the same SN.
 
 A fresh workspace on a temporary directory gets a throwaway PKI and a sentinel SN on 127.0.0.1
 (mutual TLS). Then, for `--polls` polls, each poll being what one turn of the wait asks
 (GET taskrunner status, GET taskrunner peers, GET nodes, on HPE's default taskrunner):
 
 - pooled: the shell's client as the interpreter keeps it (`swci.network.client_for`, once);
-- new each time: `client_for` for every request, closed after it: a TLS context built from the
-  workspace's certificates and a TLS handshake per request.
+- new each time: one TLS context, and a new connection (a TLS handshake) for every request,
+  which is what the wait's client did before the SN clients became one.
 
 The two are interleaved in blocks of `--block` polls, so drift of the machine hits both alike.
 Reported: the median and p95 of one poll, and the ratio. The SN is stopped by pid at the end.
@@ -31,7 +31,8 @@ from common import describe, free_port, percentile, table, write_json
 
 from swarmlearning.defaults import DEFAULT_TASKRUNNER
 from swarmlearning.nodes.workspace import Workspace
-from swci.network import SwarmNetworkClient, client_for
+from swci.network import HttpSwarmNetworkClient, SwarmNetworkClient, client_for
+from swci.network.tls import client_ssl_context
 
 
 def poll(client: SwarmNetworkClient) -> None:
@@ -42,14 +43,16 @@ def poll(client: SwarmNetworkClient) -> None:
 
 
 class Fresh:
-    """A client made for every request and closed after it (the shell before the pool)."""
+    """A new connection for every request, over one TLS context: what WAIT FOR TASKRUNNER did
+    before the pool (its client opened an httpx client, and a connection, per request)."""
 
     def __init__(self, host: str, port: int, workspace: Path) -> None:
-        self.args = (host, port, workspace)
+        self.host, self.port = host, port
+        self.context = client_ssl_context(workspace=workspace)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            client = client_for(*self.args)
+            client = HttpSwarmNetworkClient(self.host, self.port, ssl_context=self.context)
             try:
                 return getattr(client, name)(*args, **kwargs)
             finally:

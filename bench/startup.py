@@ -19,8 +19,8 @@ c. The whole quickstart, `swci demo --output <temporary directory>` from the rep
    2.5 minutes on 2 cores); the demo needs the fixed ports 30303, 30304, 31303 and 31304 and is
    skipped, with the reason, when one of them is taken.
 
-Then a table of the durations HPE documents for its product (HPE's repository as mirrored, and
-the reference file /work/shared/reference/hpe-swarm-surface.md), each with its source and what it
+Then a table of the durations HPE documents for its product (HPE's swarm-learning repository at
+its HEAD, and the project's reference file hpe-swarm-surface.md), each with its source and what it
 measures, next to the figure measured here; "not documented" where HPE states none. A ratio is
 given only where HPE gives a number. Defaults take about 3 minutes on 2 cores (the demo is
 most of it).
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     result["ours_for_hpe"] = ours
     result["hpe_figures"] = HPE_FIGURES
     print()
-    print("HPE's documented figures (paths in HPE's repository, "
-          "/work/.mirror/HewlettPackard+swarm-learning at HEAD, unless named otherwise):")
+    print("HPE's documented figures (paths in HPE's swarm-learning repository at its HEAD, "
+          "unless named otherwise):")
     print(table(["what", "HPE documents", "source", "here (median; demo: best)",
                  "ratio HPE / here"], hpe_rows(ours)))
     path = write_json("startup", result, args.json)

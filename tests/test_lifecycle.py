@@ -163,3 +163,36 @@ def test_uvicorn_serves_under_the_lifecycle_until_sigterm(tmp_path: Path, owner:
         assert all(h is not _previous and getattr(h, "__module__", "") ==
                    "swarmlearning.lifecycle" for h in handlers.values()), handlers
     assert {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS} == previous
+
+
+def test_an_sl_waiting_for_its_sn_stops_at_once_on_sigterm(tmp_path: Path) -> None:
+    """The SN is down, so the SL retries it (60 s by default); SIGTERM ends that wait at once,
+    as a clean stop."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_golden import closed_port
+
+    pki = generate_pki(tmp_path / "pki", "org", 1)
+    command = [sys.executable, "-m", "swarmlearning.sl", "--host-ip", "127.0.0.1",
+               "--sn-ip", "127.0.0.1", "--sn-api-port", str(closed_port()),
+               "--sl-fs-port", str(free_port()), "--cert", str(pki.cert("sl")),
+               "--key", str(pki.key("sl")), "--capath", str(pki.capath),
+               "--data-dir", str(tmp_path / "sl")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        time.sleep(3)  # well into its retries
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, output
+    assert "Stopped while reaching the SN" in output and "SL stopped" in output, output
+    assert took < 5, f"{took:.1f} s after SIGTERM"

@@ -68,8 +68,12 @@ def test_a_session_keeps_one_client_per_server_and_identity(tmp_path: Path,
     # START SN makes the workspace PKI: from then on the session speaks as its swci identity
     Workspace(tmp_path / "ws").pki()
     second = interp.client_factory("127.0.0.1", 30304)
-    assert second is not first
+    assert second is not first and not first.http.is_closed  # a wait may still poll on it
     assert interp.client_factory("127.0.0.1", 30304) is second
+    # a CA added to the capath (another organisation joins) is trusted from the next command
+    Workspace(tmp_path / "ws").pki("org2")
+    third = interp.client_factory("127.0.0.1", 30304)
+    assert third is not second
     interp.close()
-    assert second.http.is_closed
-    assert interp.client_factory("127.0.0.1", 30304) is not second
+    assert first.http.is_closed and second.http.is_closed and third.http.is_closed
+    assert interp.client_factory("127.0.0.1", 30304) is not third

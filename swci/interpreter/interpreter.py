@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -55,7 +56,9 @@ class Interpreter:
         self.sleep = sleep
         self.monotonic = monotonic
         self.exit_requested = False
-        self._clients: dict[tuple[object, ...], SwarmNetworkClient] = {}
+        self._clients: dict[tuple[str, int], tuple[tuple[object, ...], SwarmNetworkClient]] = {}
+        self._retired: list[SwarmNetworkClient] = []  # replaced by a new identity
+        self._clients_lock = threading.Lock()
 
     def api_endpoint(self, host: str, port: int | None) -> tuple[str, int]:
         """host and port of an SN API server. A host that names a local node started from this
@@ -68,23 +71,28 @@ class Interpreter:
         return host, port or DEFAULT_API_PORT
 
     def _workspace_client(self, host: str, port: int) -> SwarmNetworkClient:
-        """One pooled client per API server and identity, kept for the session: a wait's polls
-        reuse one TLS connection. A new identity (START SN made the workspace PKI, or the
-        SWARM_ID_* variables changed) gets a new client."""
+        """One pooled client per API server, kept for the session: a wait's polls reuse one TLS
+        connection. A new identity (START SN made the workspace PKI, the SWARM_ID_* variables
+        or the files they name changed) replaces it; the web API's threads share it."""
         workspace = self.state.workspace_dir()
-        key = (host, port, identity_key(workspace))
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = client_for(host, port, workspace)
+        identity = identity_key(workspace)
+        with self._clients_lock:
+            kept = self._clients.get((host, port))
+            if kept is not None and kept[0] == identity:
+                return kept[1]
+            client = client_for(host, port, workspace)
+            self._clients[(host, port)] = (identity, client)
+            if kept is not None:  # a wait may still be polling on it: closed with the session
+                self._retired.append(kept[1])
         return client
 
     def close(self) -> None:
         """Close the session's pooled connections."""
-        clients, self._clients = list(self._clients.values()), {}
+        with self._clients_lock:
+            clients = [client for _, client in self._clients.values()] + self._retired
+            self._clients, self._retired = {}, []
         for client in clients:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
+            _close(client)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -160,6 +168,12 @@ class Interpreter:
         """The client for the active context's (or the given context's) API server."""
         context = context or self.current_context()
         return self.client_factory(context.host, context.port)
+
+
+def _close(client: SwarmNetworkClient) -> None:
+    close = getattr(client, "close", None)
+    if close is not None:
+        close()
 
 
 def _local_node(workspace: Path, name: str) -> dict | None:

@@ -30,17 +30,29 @@ def client_ssl_context(env: dict[str, str] | None = None,
 def identity_key(workspace: Path | None = None,
                  env: dict[str, str] | None = None) -> tuple[object, ...]:
     """What `client_ssl_context` would be made from, as a value that changes when it does: the
-    SWARM_ID_* variables, and the workspace certificate's path and modification time."""
+    SWARM_ID_* variables, and the name and modification time of every file they or the
+    workspace's swci identity name (certificate, key, CA bundle, each file of the capath), so a
+    renewed certificate or a CA added to the capath gets a new context."""
     env = dict(os.environ if env is None else env)
     named = tuple(sorted((key, value) for key, value in env.items()
                          if key.startswith(ENV_PREFIX)))
+    files = [Path(env[f"{ENV_PREFIX}{name}"]) for name in ("CERT", "KEY", "CACERT", "CAPATH")
+             if env.get(f"{ENV_PREFIX}{name}")]
     local = _workspace_identity(workspace)
-    if local is None:
-        return named
+    if local is not None:
+        files += [local.cert, local.key, *([local.capath] if local.capath else [])]
+    return (*named, *(_stamp(path) for path in files))
+
+
+def _stamp(path: Path) -> tuple[object, ...]:
+    """(path, modification time), and for a directory the same of each file in it."""
     try:
-        return (*named, str(local.cert), local.cert.stat().st_mtime_ns)
+        if path.is_dir():
+            return (str(path), tuple(sorted((entry.name, entry.stat().st_mtime_ns)
+                                            for entry in path.iterdir())))
+        return (str(path), path.stat().st_mtime_ns)
     except OSError:
-        return named
+        return (str(path), None)
 
 
 def _workspace_identity(workspace: Path | None) -> Identity | None:

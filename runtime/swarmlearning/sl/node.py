@@ -37,6 +37,7 @@ class SwarmLearningNode:
         self.uid = node_uid(config.data_dir)
         self._stop = threading.Event()
         self._stopping_ml = False  # set before the SL stops its ML program
+        self._serving = False  # set once the file server listens
         self.server_tls = server_context(config.identity)
         client_tls = client_context(config.identity)
         self.sn = SNClient(config.sn_ip, config.sn_api_port, client_tls)
@@ -64,8 +65,16 @@ class SwarmLearningNode:
         cfg = self.config
         log.info("## SWARM LEARNING SL NODE ## uid %s, SN %s:%s", self.uid, cfg.sn_ip,
                  cfg.sn_api_port)
-        sn_info = self.sn.version()
-        self.sn.register(self.uid, cfg.host_ip, cfg.fs_port, cfg.name, sn_info["NODE_UID"])
+        try:
+            sn_info = self.sn.version()
+            self.sn.register(self.uid, cfg.host_ip, cfg.fs_port, cfg.name, sn_info["NODE_UID"])
+        except SNError:
+            if not self._stop.is_set():
+                raise
+            log.info("Stopped while reaching the SN")  # a signal ended the wait for it
+            log.info("SL stopped")
+            self.sn.close()
+            return 0
         log.info("Registered with SN %s (LIST NODES shows this SL under it)",
                  sn_info["NODE_UID"])
         channel = ChannelServer(cfg.channel_path, self.engine, self._reports.put)
@@ -76,6 +85,7 @@ class SwarmLearningNode:
             return {"node": "SL", "uid": self.uid, "name": cfg.name, "version": __version__}
 
         def ready() -> None:
+            self._serving = True
             for thread in threads:
                 thread.start()
             channel.start()
@@ -171,6 +181,8 @@ class SwarmLearningNode:
         self._stopping_ml = True
         if self.ml is not None and self.ml.poll() is None:
             self.ml.terminate()
+        if not self._serving:
+            self.sn.stop_retrying_after(0)  # still reaching the SN: give up that wait now
         self._stop.set()
 
     def _stop_ml(self) -> None:
