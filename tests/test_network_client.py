@@ -3,6 +3,7 @@ NetworkError that names the API server and says what went wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -36,15 +37,24 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A plain HTTP server on 127.0.0.1 in a thread, serving `handler`; yields its port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    with http_server(Handler) as port:
+        yield port
 
 
 def test_reply_is_json(server):

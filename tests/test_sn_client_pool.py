@@ -5,9 +5,8 @@ TASKRUNNER no longer make a TLS connection each."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from swarmlearning.nodes.workspace import Workspace
 from swci.interpreter import Interpreter, SessionState
 from swci.network import HttpSwarmNetworkClient
+
+from .test_network_client import http_server
 
 
 class KeepAlive(BaseHTTPRequestHandler):
@@ -37,13 +38,8 @@ class KeepAlive(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[int]:
     KeepAlive.peers = set()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with http_server(KeepAlive) as port:
+        yield port
 
 
 def test_one_connection_serves_every_request(server: int):
